@@ -1,0 +1,141 @@
+package storage
+
+import (
+	"crypto/sha256"
+	"time"
+
+	"github.com/gofiber/storage/memory/v2"
+)
+
+// memTier is the in-process tier: values live in a memory/v2 Storage, and memTier keeps the
+// bookkeeping memory/v2 lacks (a capacity with least-recently-used eviction, expiry to the
+// nanosecond, the row's expiry and a digest of the value for coherence checks).
+//
+// memTier is not safe for concurrent use: the Store calls it with Store.mu held. Every change to
+// the memory/v2 map goes through memTier, and memTier never hands memory/v2 an expiry (memory/v2
+// would then drop entries on its own clock, in whole seconds, behind the index's back), so the
+// index and the map hold exactly the same keys at all times.
+type memTier struct {
+	db    *memory.Storage
+	cap   int
+	index map[string]*node
+	head  node // sentinel: head.next is the most recently used, head.prev the least
+}
+
+type node struct {
+	key        string
+	deadline   time.Time // the entry is served strictly before this instant
+	rowExpiry  int64     // the Postgres row's expiry in unix seconds, 0 for none
+	digest     [sha256.Size]byte
+	prev, next *node
+}
+
+func newMemTier(capacity int) *memTier {
+	m := &memTier{
+		// memory/v2's own sweep only removes entries with an expiry, and we set none; a long
+		// interval keeps its goroutine idle.
+		db:    memory.New(memory.Config{GCInterval: time.Hour}),
+		cap:   capacity,
+		index: make(map[string]*node, capacity),
+	}
+	m.head.next, m.head.prev = &m.head, &m.head
+	return m
+}
+
+// get returns a copy of the value of key if it is present and not expired at now, and marks it
+// most recently used. An expired entry is removed.
+func (m *memTier) get(key string, now time.Time) ([]byte, bool) {
+	n, ok := m.index[key]
+	if !ok {
+		return nil, false
+	}
+	if !now.Before(n.deadline) {
+		m.remove(key)
+		return nil, false
+	}
+	val, _ := m.db.Get(key) // memory/v2 returns a copy
+	if val == nil {
+		// Cannot happen while the invariant holds; treat as a miss rather than serve nothing.
+		m.remove(key)
+		return nil, false
+	}
+	m.unlink(n)
+	m.pushFront(n)
+	return val, true
+}
+
+// put stores a copy of val under key until deadline and reports how many entries were evicted
+// to make room for it.
+func (m *memTier) put(key string, val []byte, deadline time.Time, rowExpiry int64, digest [sha256.Size]byte) (evicted int) {
+	if n, ok := m.index[key]; ok {
+		n.deadline, n.rowExpiry, n.digest = deadline, rowExpiry, digest
+		m.unlink(n)
+		m.pushFront(n)
+		_ = m.db.Set(key, val, 0)
+		return 0
+	}
+	for len(m.index) >= m.cap {
+		m.remove(m.head.prev.key)
+		evicted++
+	}
+	n := &node{key: key, deadline: deadline, rowExpiry: rowExpiry, digest: digest}
+	m.index[key] = n
+	m.pushFront(n)
+	_ = m.db.Set(key, val, 0)
+	return evicted
+}
+
+// lookup returns the bookkeeping of key without touching its recency.
+func (m *memTier) lookup(key string) (*node, bool) {
+	n, ok := m.index[key]
+	return n, ok
+}
+
+// remove drops key and reports whether it was present.
+func (m *memTier) remove(key string) bool {
+	n, ok := m.index[key]
+	if !ok {
+		return false
+	}
+	m.unlink(n)
+	delete(m.index, key)
+	_ = m.db.Delete(key)
+	return true
+}
+
+// sweep removes every entry expired at now and returns how many it removed.
+func (m *memTier) sweep(now time.Time) int {
+	removed := 0
+	for key, n := range m.index {
+		if !now.Before(n.deadline) {
+			m.remove(key)
+			removed++
+		}
+	}
+	return removed
+}
+
+// clear drops every entry.
+func (m *memTier) clear() {
+	clear(m.index)
+	m.head.next, m.head.prev = &m.head, &m.head
+	_ = m.db.Reset()
+}
+
+func (m *memTier) len() int { return len(m.index) }
+
+// close stops memory/v2's goroutine.
+func (m *memTier) close() { _ = m.db.Close() }
+
+func (m *memTier) unlink(n *node) {
+	n.prev.next = n.next
+	n.next.prev = n.prev
+	n.prev, n.next = nil, nil
+}
+
+func (m *memTier) pushFront(n *node) {
+	n.prev = &m.head
+	n.next = m.head.next
+	m.head.next.prev = n
+	m.head.next = n
+}

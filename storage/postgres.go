@@ -1,0 +1,116 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gofiber/storage/postgres/v3"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Table is the sessions table created by the project's migrations; Channel is the LISTEN
+// channel its trigger notifies.
+const (
+	Table   = "sessions"
+	Channel = "sessions"
+)
+
+// sqlStateDeleted is raised by the sessions_refuse_deleted trigger (migrations/0001).
+const sqlStateDeleted = "SE001"
+
+// tier is the source of truth behind the memory tier. pgTier is the real one; tests use a
+// stand-in to drive race and error paths deterministically. Keys are already hashed.
+type tier interface {
+	// get returns the value and its expiry in unix seconds (0: none), or nil when the key is
+	// absent. It may return rows that are already expired; the Store checks e.
+	get(ctx context.Context, key string) (val []byte, e int64, err error)
+	// set writes val with an expiry of exp from now (0: none); ErrDeleted when the key has a
+	// tombstone.
+	set(ctx context.Context, key string, val []byte, exp time.Duration) error
+	delete(ctx context.Context, key string) error
+	reset(ctx context.Context) error
+	close() error
+}
+
+// pgTier is gofiber/storage/postgres/v3 plus the one read it cannot do: postgres/v3's Get does
+// not return the expiry, which the memory tier needs, so reads are a SELECT v, e on the caller's
+// pool.
+//
+// postgres/v3 closes the pool it is given, both in Close and when its constructor fails, so it
+// gets a pool of its own built from the caller's configuration: the caller's pool is never
+// closed by the store.
+type pgTier struct {
+	pool  *pgxpool.Pool // the caller's: reads, owner queries, tombstone sweep
+	own   *pgxpool.Pool // postgres/v3's: writes, deletes, reset, its expiry clean-up
+	pg    *postgres.Storage
+	query string
+}
+
+func newPGTier(ctx context.Context, pool *pgxpool.Pool, gcInterval time.Duration) (t *pgTier, err error) {
+	own, err := pgxpool.NewWithConfig(ctx, pool.Config())
+	if err != nil {
+		return nil, fmt.Errorf("storage: open pool: %w", err)
+	}
+	// postgres/v3 panics on any failure at start-up (ping, schema check). Turn that into an
+	// error the caller can report.
+	defer func() {
+		if r := recover(); r != nil {
+			own.Close()
+			t, err = nil, fmt.Errorf("storage: start postgres tier: %v", r)
+		}
+	}()
+	pg := postgres.NewWithContext(ctx, postgres.Config{DB: own, Table: Table, GCInterval: gcInterval})
+	return &pgTier{
+		pool:  pool,
+		own:   own,
+		pg:    pg,
+		query: "SELECT v, e FROM " + Table + " WHERE k = $1",
+	}, nil
+}
+
+func (t *pgTier) get(ctx context.Context, key string) ([]byte, int64, error) {
+	var (
+		v []byte
+		e int64
+	)
+	err := t.pool.QueryRow(ctx, t.query, key).Scan(&v, &e)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return v, e, nil
+}
+
+func (t *pgTier) set(ctx context.Context, key string, val []byte, exp time.Duration) error {
+	err := t.pg.SetWithContext(ctx, key, val, exp)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == sqlStateDeleted {
+		return ErrDeleted
+	}
+	return err
+}
+
+func (t *pgTier) delete(ctx context.Context, key string) error {
+	return t.pg.DeleteWithContext(ctx, key)
+}
+
+func (t *pgTier) reset(ctx context.Context) error {
+	return t.pg.ResetWithContext(ctx)
+}
+
+// close stops postgres/v3's clean-up goroutine and closes the pool it owns.
+func (t *pgTier) close() error {
+	return t.pg.Close()
+}
+
+// sweepTombstones deletes tombstones whose session would have expired by now.
+func sweepTombstones(ctx context.Context, db *pgxpool.Pool, now time.Time) error {
+	_, err := db.Exec(ctx, "DELETE FROM session_tombstones WHERE e <= $1", now.Unix())
+	return err
+}

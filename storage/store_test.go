@@ -1,0 +1,620 @@
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// newTestStore returns a Store over a fakeTier with a fake clock, closed when the test ends.
+func newTestStore(t *testing.T, capacity int) (*Store, *fakeTier, *fakeClock) {
+	t.Helper()
+	clock := newFakeClock()
+	cfg := DefaultConfig()
+	cfg.Capacity = capacity
+	cfg.Now = clock.Now
+	cfg.QueryTimeout = time.Minute
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	ft := newFakeTier(clock.Now)
+	s := newStore(ft, cfg)
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s, ft, clock
+}
+
+func mustGet(t *testing.T, s *Store, key string) []byte {
+	t.Helper()
+	v, err := s.Get(key)
+	if err != nil {
+		t.Fatalf("Get(%q): %v", key, err)
+	}
+	return v
+}
+
+func mustSet(t *testing.T, s *Store, key, val string, exp time.Duration) {
+	t.Helper()
+	if err := s.Set(key, []byte(val), exp); err != nil {
+		t.Fatalf("Set(%q): %v", key, err)
+	}
+}
+
+func wantValue(t *testing.T, got []byte, want string) {
+	t.Helper()
+	if want == "" && got != nil {
+		t.Fatalf("got %q, want nil", got)
+	}
+	if want != "" && string(got) != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// inMemory reports whether key has an entry in the memory tier.
+func inMemory(s *Store, key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mem == nil {
+		return false
+	}
+	_, ok := s.mem.lookup(hashKey(key))
+	return ok
+}
+
+func TestHitTouchesNoDatabase(t *testing.T) {
+	s, ft, _ := newTestStore(t, 10)
+	mustSet(t, s, "a", "1", time.Hour)
+	for range 5 {
+		wantValue(t, mustGet(t, s, "a"), "1")
+	}
+	if n := ft.gets.Load(); n != 0 {
+		t.Fatalf("got %d tier reads after Set then Get, want 0", n)
+	}
+	if st := s.Stats(); st.Hits != 5 || st.Misses != 0 || st.Entries != 1 {
+		t.Fatalf("got %+v, want 5 hits, 0 misses, 1 entry", st)
+	}
+}
+
+func TestMissReadsOnceAndFills(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	ft.put(hashKey("a"), []byte("1"), clock.Now().Unix()+100)
+	wantValue(t, mustGet(t, s, "a"), "1")
+	wantValue(t, mustGet(t, s, "a"), "1")
+	if n := ft.gets.Load(); n != 1 {
+		t.Fatalf("got %d tier reads, want 1", n)
+	}
+	wantValue(t, mustGet(t, s, "missing"), "")
+	if inMemory(s, "missing") {
+		t.Fatal("a miss on an absent key left an entry in memory")
+	}
+}
+
+func TestReturnedValuesAreCopies(t *testing.T) {
+	s, _, _ := newTestStore(t, 10)
+	buf := []byte("abc")
+	if err := s.Set("a", buf, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	buf[0] = 'X' // Fiber reuses its buffers
+	v := mustGet(t, s, "a")
+	v[1] = 'Y'
+	wantValue(t, mustGet(t, s, "a"), "abc")
+}
+
+func TestConcurrentMissesShareOneRead(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	ft.put(hashKey("cold"), []byte("v"), clock.Now().Unix()+100)
+	release := make(chan struct{})
+	ft.beforeGet = func(context.Context, string) error { <-release; return nil }
+
+	const n = 100
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			v, err := s.Get("cold")
+			if err == nil && string(v) != "v" {
+				err = fmt.Errorf("got %q, want %q", v, "v")
+			}
+			errs <- err
+		})
+	}
+	// Every goroutine has joined the read once all of them have counted a miss.
+	waitFor(t, func() bool { return s.Stats().Misses == n })
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := ft.gets.Load(); got != 1 {
+		t.Fatalf("got %d tier reads for %d concurrent misses, want 1", got, n)
+	}
+}
+
+// waitFor polls cond until it holds; the test's own deadline bounds it.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestEntryNeverOutlivesRow(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	// Filled on a miss: the row expires in 5 s.
+	ft.put(hashKey("miss"), []byte("1"), clock.Now().Unix()+5)
+	wantValue(t, mustGet(t, s, "miss"), "1")
+	// Filled by Set for 2.5 s: the row keeps whole seconds, rounded down, so 2 s.
+	clock.Add(300 * time.Millisecond)
+	mustSet(t, s, "set", "2", 2500*time.Millisecond)
+
+	clock.Add(1900 * time.Millisecond) // 2.2 s after the Set, 2.2 s into the miss row
+	wantValue(t, mustGet(t, s, "miss"), "1")
+	if inMemory(s, "set") && s.mem.index[hashKey("set")].deadline.After(time.Unix(ft.rows[hashKey("set")].e, 0)) {
+		t.Fatal("entry filled by Set outlives its row")
+	}
+	wantValue(t, mustGet(t, s, "set"), "")
+
+	clock.Add(2800 * time.Millisecond) // 5 s into the miss row
+	wantValue(t, mustGet(t, s, "miss"), "")
+	if inMemory(s, "miss") || inMemory(s, "set") {
+		t.Fatal("expired entries still in memory")
+	}
+}
+
+func TestMaxAgeBoundsEntriesWithoutExpiry(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	mustSet(t, s, "forever", "1", 0)
+	ft.put(hashKey("forever"), []byte("changed behind our back"), 0)
+	clock.Add(s.cfg.MaxAge - time.Nanosecond)
+	wantValue(t, mustGet(t, s, "forever"), "1")
+	clock.Add(time.Nanosecond)
+	wantValue(t, mustGet(t, s, "forever"), "changed behind our back")
+}
+
+func TestFailedSetLeavesNoNewValue(t *testing.T) {
+	s, ft, _ := newTestStore(t, 10)
+	mustSet(t, s, "a", "old", time.Hour)
+	ft.setErr = errBoom
+	if err := s.Set("a", []byte("new"), time.Hour); !errors.Is(err, errBoom) {
+		t.Fatalf("got %v, want %v", err, errBoom)
+	}
+	if inMemory(s, "a") {
+		t.Fatal("memory holds a copy after a failed write")
+	}
+	wantValue(t, mustGet(t, s, "a"), "old")
+}
+
+func TestSetWhoseDeadlineStruckAfterCommitLeavesMemoryEmpty(t *testing.T) {
+	s, ft, _ := newTestStore(t, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	ft.afterSet = func(string) { cancel() } // the commit happened; the caller gave up
+	if err := s.SetWithContext(ctx, "a", []byte("1"), time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if inMemory(s, "a") {
+		t.Fatal("memory holds a write whose outcome is unknown")
+	}
+	ft.afterSet = nil
+	wantValue(t, mustGet(t, s, "a"), "1")
+}
+
+func TestNegativeExpiryIsAnError(t *testing.T) {
+	s, ft, _ := newTestStore(t, 10)
+	if err := s.Set("a", []byte("1"), -time.Second); err == nil {
+		t.Fatal("got nil error for a negative expiry")
+	}
+	if ft.sets.Load() != 0 {
+		t.Fatal("a rejected Set reached the tier")
+	}
+}
+
+func TestEmptyKeyOrValueIsIgnored(t *testing.T) {
+	s, ft, _ := newTestStore(t, 10)
+	if err := s.Set("", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set("a", nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	wantValue(t, mustGet(t, s, ""), "")
+	if err := s.Delete(""); err != nil {
+		t.Fatal(err)
+	}
+	if ft.sets.Load() != 0 || ft.gets.Load() != 0 {
+		t.Fatal("an empty key or value reached the tier")
+	}
+}
+
+// raceRead starts a Get of key that stops inside the tier right after reading the row, and
+// returns a function that lets it finish and returns what it returned.
+func raceRead(t *testing.T, s *Store, ft *fakeTier, key string) (finish func() []byte) {
+	t.Helper()
+	read := make(chan struct{})
+	proceed := make(chan struct{})
+	ft.afterGet = func(string) {
+		close(read)
+		<-proceed
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		v, err := s.Get(key)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- v
+	}()
+	<-read
+	ft.afterGet = nil
+	return func() []byte {
+		close(proceed)
+		v := <-got
+		waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.flights) == 0 })
+		return v
+	}
+}
+
+func TestDeleteDuringMissDoesNotRefill(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	ft.put(hashKey("a"), []byte("old"), clock.Now().Unix()+100)
+	finish := raceRead(t, s, ft, "a") // read "old", not yet filled
+	if err := s.Delete("a"); err != nil {
+		t.Fatal(err)
+	}
+	wantValue(t, finish(), "old") // the read was concurrent with the Delete
+	if inMemory(s, "a") {
+		t.Fatal("a read that began before Delete put the old value back into memory")
+	}
+	wantValue(t, mustGet(t, s, "a"), "")
+}
+
+func TestInvalidationDuringMissDoesNotRefill(t *testing.T) {
+	for _, op := range []string{"delete", "update"} {
+		t.Run(op, func(t *testing.T) {
+			s, ft, clock := newTestStore(t, 10)
+			h := hashKey("a")
+			ft.put(h, []byte("old"), clock.Now().Unix()+100)
+			finish := raceRead(t, s, ft, "a")
+			// Another instance changes the row, and its notification arrives mid-read.
+			if op == "delete" {
+				ft.delete(context.Background(), h)
+				s.apply("d " + h)
+			} else {
+				ft.put(h, []byte("new"), clock.Now().Unix()+100)
+				s.apply(updatePayload(h, "new", clock.Now().Unix()+100))
+			}
+			finish()
+			if inMemory(s, "a") {
+				t.Fatal("a read that began before an invalidation filled memory")
+			}
+			want := ""
+			if op == "update" {
+				want = "new"
+			}
+			wantValue(t, mustGet(t, s, "a"), want)
+		})
+	}
+}
+
+func TestSetDuringMissWins(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	ft.put(hashKey("a"), []byte("old"), clock.Now().Unix()+100)
+	finish := raceRead(t, s, ft, "a")
+	mustSet(t, s, "a", "new", time.Hour)
+	finish()
+	wantValue(t, mustGet(t, s, "a"), "new")
+	if ft.gets.Load() != 1 {
+		t.Fatalf("got %d tier reads, want 1: the Set's value should be served from memory", ft.gets.Load())
+	}
+}
+
+func TestLateSetAfterDeleteIsRefused(t *testing.T) {
+	s, ft, _ := newTestStore(t, 10)
+	mustSet(t, s, "a", "logged in", time.Hour)
+	loaded := mustGet(t, s, "a") // a request loads the session ...
+	if err := s.Delete("a"); err != nil { // ... the user logs out ...
+		t.Fatal(err)
+	}
+	err := s.Set("a", loaded, time.Hour) // ... and the first request saves it.
+	if !errors.Is(err, ErrDeleted) {
+		t.Fatalf("got %v, want ErrDeleted", err)
+	}
+	if inMemory(s, "a") {
+		t.Fatal("a refused write is in memory")
+	}
+	if _, ok := ft.rows[hashKey("a")]; ok {
+		t.Fatal("a refused write is in the tier")
+	}
+	wantValue(t, mustGet(t, s, "a"), "")
+}
+
+func TestConcurrentSetsNeverLeaveMemoryBehindTheTier(t *testing.T) {
+	// Set A reaches the tier first but finishes last; Set B overtakes it. Memory must end
+	// with what the tier holds, or nothing.
+	s, ft, _ := newTestStore(t, 10)
+	aWritten := make(chan struct{})
+	aGo := make(chan struct{})
+	first := true
+	ft.afterSet = func(string) {
+		if first {
+			first = false
+			close(aWritten)
+			<-aGo
+		}
+	}
+	done := make(chan error)
+	go func() { done <- s.Set("k", []byte("A"), time.Hour) }()
+	<-aWritten
+	mustSet(t, s, "k", "B", time.Hour)
+	close(aGo)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	tierVal := string(ft.rows[hashKey("k")].v)
+	wantValue(t, mustGet(t, s, "k"), tierVal)
+}
+
+func TestNotificationOfOwnWriteKeepsEntry(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	h := hashKey("a")
+	// The notification arrives while the Set is still in flight ...
+	ft.afterSet = func(string) { s.apply(updatePayload(h, "1", ft.rows[h].e)) }
+	mustSet(t, s, "a", "1", time.Hour)
+	// ... and again after it finished (at-least-once is what we assume).
+	s.apply(updatePayload(h, "1", clock.Now().Add(time.Hour).Unix()))
+	if !inMemory(s, "a") {
+		t.Fatal("the notification of this instance's own write evicted its fresh entry")
+	}
+	// Someone else's write does evict it.
+	s.apply(updatePayload(h, "2", clock.Now().Add(time.Hour).Unix()))
+	if inMemory(s, "a") {
+		t.Fatal("a notification of another value left the entry in memory")
+	}
+	// So does a shorter expiry for the same value.
+	mustSet(t, s, "a", "1", time.Hour)
+	s.apply(updatePayload(h, "1", clock.Now().Add(time.Minute).Unix()))
+	if inMemory(s, "a") {
+		t.Fatal("a notification of a shorter expiry left the entry in memory")
+	}
+}
+
+func TestNotificationOfOtherWriteDuringSetPreventsFill(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	h := hashKey("a")
+	ft.afterSet = func(string) {
+		// Another instance overwrites right after our commit; its notification lands before
+		// our fill.
+		ft.put(h, []byte("theirs"), clock.Now().Unix()+100)
+		s.apply(updatePayload(h, "theirs", clock.Now().Unix()+100))
+	}
+	mustSet(t, s, "a", "ours", time.Hour)
+	ft.afterSet = nil
+	wantValue(t, mustGet(t, s, "a"), "theirs")
+}
+
+func TestBadNotificationFlushes(t *testing.T) {
+	s, _, _ := newTestStore(t, 10)
+	mustSet(t, s, "a", "1", time.Hour)
+	s.apply("garbage")
+	if inMemory(s, "a") {
+		t.Fatal("an unparsable notification left memory as it was")
+	}
+}
+
+func TestResetNotificationFlushes(t *testing.T) {
+	s, _, _ := newTestStore(t, 10)
+	mustSet(t, s, "a", "1", time.Hour)
+	s.apply("r")
+	if st := s.Stats(); st.Entries != 0 {
+		t.Fatalf("got %d entries after 'r', want 0", st.Entries)
+	}
+}
+
+func TestIncoherentStoreServesFromTierOnly(t *testing.T) {
+	s, ft, _ := newTestStore(t, 10)
+	mustSet(t, s, "a", "1", time.Hour)
+	s.setCoherent(false)
+	if st := s.Stats(); st.Entries != 0 || st.Listening {
+		t.Fatalf("got %+v after losing the listener, want an empty memory tier", st)
+	}
+	mustGet(t, s, "a")
+	mustGet(t, s, "a")
+	if ft.gets.Load() != 2 {
+		t.Fatalf("got %d tier reads, want 2: no memory tier while not listening", ft.gets.Load())
+	}
+	mustSet(t, s, "b", "1", time.Hour)
+	if inMemory(s, "b") {
+		t.Fatal("a Set filled memory while not listening")
+	}
+	s.setCoherent(true)
+	mustGet(t, s, "a")
+	mustGet(t, s, "a")
+	if ft.gets.Load() != 3 {
+		t.Fatalf("got %d tier reads, want 3: the memory tier should serve again", ft.gets.Load())
+	}
+}
+
+func TestReadBeforeReconnectDoesNotFill(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	ft.put(hashKey("a"), []byte("old"), clock.Now().Unix()+100)
+	s.setCoherent(false)
+	finish := raceRead(t, s, ft, "a")
+	s.setCoherent(true) // listening again; what changed before this was never notified
+	finish()
+	if inMemory(s, "a") {
+		t.Fatal("a read that began while not listening filled memory")
+	}
+}
+
+func TestCapacityEvictsLeastRecentlyUsed(t *testing.T) {
+	s, _, _ := newTestStore(t, 3)
+	for _, k := range []string{"a", "b", "c"} {
+		mustSet(t, s, k, k, time.Hour)
+	}
+	mustGet(t, s, "a") // b is now the least recently used
+	mustSet(t, s, "d", "d", time.Hour)
+	for k, want := range map[string]bool{"a": true, "b": false, "c": true, "d": true} {
+		if inMemory(s, k) != want {
+			t.Errorf("%s in memory: got %v, want %v", k, !want, want)
+		}
+	}
+	if st := s.Stats(); st.Evictions != 1 || st.Entries != 3 {
+		t.Fatalf("got %+v, want 1 eviction and 3 entries", st)
+	}
+	assertIndexMatchesMemory(t, s)
+}
+
+// assertIndexMatchesMemory checks that the LRU bookkeeping and memory/v2 hold the same keys.
+func assertIndexMatchesMemory(t *testing.T, s *Store) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mem == nil {
+		return
+	}
+	raw, err := s.mem.db.Keys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inDB, inIndex []string
+	for _, k := range raw {
+		inDB = append(inDB, string(k))
+	}
+	for k := range s.mem.index {
+		inIndex = append(inIndex, k)
+	}
+	listed := 0
+	for n := s.mem.head.next; n != &s.mem.head; n = n.next {
+		listed++
+	}
+	sort.Strings(inDB)
+	sort.Strings(inIndex)
+	if fmt.Sprint(inDB) != fmt.Sprint(inIndex) || listed != len(inIndex) {
+		t.Fatalf("memory/v2 holds %v, the index %v, the LRU list %d entries", inDB, inIndex, listed)
+	}
+	if len(inIndex) > s.mem.cap {
+		t.Fatalf("got %d entries, capacity %d", len(inIndex), s.mem.cap)
+	}
+}
+
+func TestCapacityZeroTurnsMemoryOff(t *testing.T) {
+	s, ft, _ := newTestStore(t, 0)
+	mustSet(t, s, "a", "1", time.Hour)
+	wantValue(t, mustGet(t, s, "a"), "1")
+	wantValue(t, mustGet(t, s, "a"), "1")
+	if ft.gets.Load() != 2 {
+		t.Fatalf("got %d tier reads, want 2", ft.gets.Load())
+	}
+}
+
+func TestResetClearsBothTiers(t *testing.T) {
+	s, ft, _ := newTestStore(t, 10)
+	mustSet(t, s, "a", "1", time.Hour)
+	if err := s.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Stats().Entries != 0 || len(ft.rows) != 0 {
+		t.Fatal("Reset left entries behind")
+	}
+	wantValue(t, mustGet(t, s, "a"), "")
+}
+
+func TestGetHonoursDeadlineAndCancellation(t *testing.T) {
+	s, ft, _ := newTestStore(t, 10)
+	s.cfg.QueryTimeout = 20 * time.Millisecond
+	ft.beforeGet = func(ctx context.Context, _ string) error {
+		<-ctx.Done() // a hung database
+		return ctx.Err()
+	}
+	if _, err := s.Get("a"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want context.DeadlineExceeded", err)
+	}
+
+	s.cfg.QueryTimeout = time.Minute
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.GetWithContext(ctx, "b"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+func TestGetErrorIsReturnedAndNotCached(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	ft.put(hashKey("a"), []byte("1"), clock.Now().Unix()+100)
+	ft.getErr = errBoom
+	if _, err := s.Get("a"); !errors.Is(err, errBoom) {
+		t.Fatalf("got %v, want %v", err, errBoom)
+	}
+	ft.getErr = nil
+	wantValue(t, mustGet(t, s, "a"), "1")
+}
+
+func TestClosedStoreRefusesCalls(t *testing.T) {
+	s, _, _ := newTestStore(t, 10)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get("a"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Get: got %v, want ErrClosed", err)
+	}
+	if err := s.Set("a", []byte("1"), 0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Set: got %v, want ErrClosed", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestParseChange(t *testing.T) {
+	h := hashKey("a")
+	d := sha256.Sum256([]byte("v"))
+	hexd := hex.EncodeToString(d[:])
+	for _, tc := range []struct {
+		payload string
+		ok      bool
+		want    change
+	}{
+		{"r", true, change{op: 'r'}},
+		{"d " + h, true, change{op: 'd', key: h}},
+		{"u " + h + " 42 " + hexd, true, change{op: 'u', key: h, e: 42, digest: d}},
+		{"u " + h + " 0 " + hexd, true, change{op: 'u', key: h, e: 0, digest: d}},
+		{"", false, change{}},
+		{"d", false, change{}},
+		{"d ", false, change{}},
+		{"u " + h + " -1 " + hexd, false, change{}},
+		{"u " + h + " x " + hexd, false, change{}},
+		{"u " + h + " 1 " + hexd[:10], false, change{}},
+		{"u " + h + " 1 " + hexd + "00", false, change{}},
+		{"x " + h, false, change{}},
+	} {
+		t.Run(strconv.Quote(tc.payload), func(t *testing.T) {
+			got, err := parseChange(tc.payload)
+			if (err == nil) != tc.ok {
+				t.Fatalf("got error %v, want ok=%v", err, tc.ok)
+			}
+			if got != tc.want {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// updatePayload is the notification the trigger sends when key's row holds val until e.
+func updatePayload(key, val string, e int64) string {
+	d := sha256.Sum256([]byte(val))
+	return fmt.Sprintf("u %s %d %s", key, e, hex.EncodeToString(d[:]))
+}
+
