@@ -1,0 +1,221 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/joho/godotenv"
+
+	"github.com/gofiber-template/sessions/storage"
+)
+
+// Config is everything the program reads from its environment. Each field names its variable;
+// .env.example lists them all with their defaults. LoadConfig is the only way to fill it.
+type Config struct {
+	DatabaseURL       string        // DATABASE_URL: the PostgreSQL server and database
+	ListenDatabaseURL string        // LISTEN_DATABASE_URL: direct URL for LISTEN; "" = DATABASE_URL
+	MigrateOnStart    bool          // MIGRATE_ON_START: serve and user commands apply pending migrations first
+	ConnectTimeout    time.Duration // DB_CONNECT_TIMEOUT: how long start-up keeps trying to reach the database
+	QueryTimeout      time.Duration // DB_QUERY_TIMEOUT: deadline of every database call
+
+	Host            string        // HOST: interface to listen on; "" = all
+	Port            int           // PORT: TCP port; 0 = any free port
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT: how long requests in flight may take to finish on SIGTERM
+
+	CookieSecure  bool          // COOKIE_SECURE: send the session cookie over HTTPS only
+	IdleTimeout   time.Duration // SESSION_IDLE_TIMEOUT: a session ends after this long unused
+	TouchInterval time.Duration // SESSION_TOUCH_INTERVAL: least time between two refreshes of a session's expiry
+	CacheCapacity int           // SESSION_CACHE_CAPACITY: sessions kept in memory; 0 = none
+	CacheMaxAge   time.Duration // SESSION_CACHE_MAX_AGE: longest a session stays in memory without a read from Postgres
+	SweepInterval time.Duration // SESSION_SWEEP_INTERVAL: how often expired sessions are deleted
+}
+
+// DefaultConfig returns the configuration used for every variable left unset. TouchInterval is
+// 0 here: LoadConfig derives it from IdleTimeout (see defaultTouchInterval).
+func DefaultConfig() Config {
+	st := storage.DefaultConfig()
+	return Config{
+		DatabaseURL:     "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+		MigrateOnStart:  true,
+		ConnectTimeout:  5 * time.Second,
+		QueryTimeout:    st.QueryTimeout,
+		Port:            3000,
+		ShutdownTimeout: 10 * time.Second,
+		CookieSecure:    true,
+		IdleTimeout:     7 * 24 * time.Hour,
+		CacheCapacity:   storage.DefaultCapacity,
+		CacheMaxAge:     st.MaxAge,
+		SweepInterval:   st.SweepInterval,
+	}
+}
+
+// defaultTouchInterval is 1/100 of the idle timeout, so a session in steady use costs at most one
+// write per hundredth of its lifetime, but at least a minute (cheap enough for any traffic) and
+// at most half the idle timeout (so that a short timeout still slides).
+func defaultTouchInterval(idle time.Duration) time.Duration {
+	return min(max(idle/100, time.Minute), idle/2)
+}
+
+// LoadConfig reads the configuration through getenv, where an empty value means unset. It
+// reports every bad variable, by name, in one single-line error.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	cfg := DefaultConfig()
+	p := envParser{getenv: getenv}
+	p.string("DATABASE_URL", &cfg.DatabaseURL)
+	p.string("LISTEN_DATABASE_URL", &cfg.ListenDatabaseURL)
+	p.bool("MIGRATE_ON_START", &cfg.MigrateOnStart)
+	p.duration("DB_CONNECT_TIMEOUT", &cfg.ConnectTimeout)
+	p.duration("DB_QUERY_TIMEOUT", &cfg.QueryTimeout)
+	p.string("HOST", &cfg.Host)
+	p.int("PORT", &cfg.Port)
+	p.duration("SHUTDOWN_TIMEOUT", &cfg.ShutdownTimeout)
+	p.bool("COOKIE_SECURE", &cfg.CookieSecure)
+	p.duration("SESSION_IDLE_TIMEOUT", &cfg.IdleTimeout)
+	p.duration("SESSION_TOUCH_INTERVAL", &cfg.TouchInterval)
+	p.int("SESSION_CACHE_CAPACITY", &cfg.CacheCapacity)
+	p.duration("SESSION_CACHE_MAX_AGE", &cfg.CacheMaxAge)
+	p.duration("SESSION_SWEEP_INTERVAL", &cfg.SweepInterval)
+	if cfg.TouchInterval == 0 {
+		cfg.TouchInterval = defaultTouchInterval(cfg.IdleTimeout)
+	}
+	errs := append(p.errs, cfg.validate()...)
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("config: %s", strings.Join(errs, "; "))
+	}
+	return cfg, nil
+}
+
+// validate returns one message per bad field, each starting with the variable's name. Fields
+// that failed to parse keep their default and pass.
+func (c Config) validate() []string {
+	var errs []string
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
+		bad("DATABASE_URL is not a PostgreSQL URL: %v", oneLine(err))
+	}
+	if c.ListenDatabaseURL != "" {
+		if _, err := pgx.ParseConfig(c.ListenDatabaseURL); err != nil {
+			bad("LISTEN_DATABASE_URL is not a PostgreSQL URL: %v", oneLine(err))
+		}
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		bad("PORT=%d is out of range 0-65535", c.Port)
+	}
+	if c.CacheCapacity < 0 {
+		bad("SESSION_CACHE_CAPACITY=%d is negative; 0 turns the memory tier off", c.CacheCapacity)
+	}
+	// Fiber's cookie Max-Age and the sessions table count whole seconds.
+	if c.IdleTimeout < time.Second {
+		bad("SESSION_IDLE_TIMEOUT=%v is under 1s", c.IdleTimeout)
+	}
+	if c.TouchInterval < time.Second || c.TouchInterval >= c.IdleTimeout {
+		bad("SESSION_TOUCH_INTERVAL=%v must be at least 1s and less than SESSION_IDLE_TIMEOUT (%v)", c.TouchInterval, c.IdleTimeout)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"DB_CONNECT_TIMEOUT", c.ConnectTimeout},
+		{"DB_QUERY_TIMEOUT", c.QueryTimeout},
+		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
+		{"SESSION_CACHE_MAX_AGE", c.CacheMaxAge},
+		{"SESSION_SWEEP_INTERVAL", c.SweepInterval},
+	} {
+		if d.v <= 0 {
+			bad("%s=%v must be positive", d.name, d.v)
+		}
+	}
+	return errs
+}
+
+// storeConfig is the session store's configuration for this Config and clock.
+func (c Config) storeConfig(now func() time.Time) storage.Config {
+	st := storage.DefaultConfig()
+	st.Capacity = c.CacheCapacity
+	st.MaxAge = c.CacheMaxAge
+	st.QueryTimeout = c.QueryTimeout
+	st.ListenURL = c.ListenDatabaseURL
+	st.SweepInterval = c.SweepInterval
+	st.Now = now
+	return st
+}
+
+// envParser reads typed variables, collecting a message for each one that does not parse.
+type envParser struct {
+	getenv func(string) string
+	errs   []string
+}
+
+func (p *envParser) string(name string, dst *string) {
+	if v := p.getenv(name); v != "" {
+		*dst = v
+	}
+}
+
+func (p *envParser) int(name string, dst *int) {
+	v := p.getenv(name)
+	if v == "" {
+		return
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Sprintf("%s=%q is not a whole number", name, v))
+		return
+	}
+	*dst = n
+}
+
+func (p *envParser) bool(name string, dst *bool) {
+	v := p.getenv(name)
+	if v == "" {
+		return
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Sprintf("%s=%q is not true or false", name, v))
+		return
+	}
+	*dst = b
+}
+
+func (p *envParser) duration(name string, dst *time.Duration) {
+	v := p.getenv(name)
+	if v == "" {
+		return
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Sprintf("%s=%q is not a duration such as 90s, 15m or 168h", name, v))
+		return
+	}
+	*dst = d
+}
+
+// withDotEnv returns a getenv that falls back to the .env file at path for variables getenv
+// leaves empty. A missing file is not an error; a malformed one is.
+func withDotEnv(getenv func(string) string, path string) (func(string) string, error) {
+	file, err := godotenv.Read(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return getenv, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, oneLine(err))
+	}
+	return func(name string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return file[name]
+	}, nil
+}
+
+// oneLine flattens an error message so that start-up failures stay on one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}

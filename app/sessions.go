@@ -1,0 +1,145 @@
+package app
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/session"
+
+	"github.com/gofiber-template/sessions/handlers"
+	"github.com/gofiber-template/sessions/storage"
+)
+
+// cookieName is the session cookie's name.
+const cookieName = "session"
+
+// What a session holds: a few primitives, so that Fiber's gob encoding stays small and the guard
+// decodes it cheaply on every request. A session is never read from the database again just to
+// serve /me: everything the guard hands a handler is here.
+const (
+	keyUserID  = "uid"   // int64, users.id
+	keyEmail   = "email" // string
+	keyTouched = "t"     // int64, unix seconds of the last write that moved the expiry
+)
+
+var errLoginRequired = fiber.NewError(fiber.StatusUnauthorized, "login required")
+
+// sessions runs login sessions on Fiber's session middleware over the tiered store. It
+// implements handlers.Sessions and provides the guard. It is safe for concurrent use.
+//
+// Fiber v2's session has two traps handled here: Save leaves the session locked when the store
+// fails, so a session whose Save failed is dropped, never used again; and its cookie is not
+// HttpOnly unless asked.
+type sessions struct {
+	fiber *session.Store
+	store *storage.Store
+	now   func() time.Time
+	touch int64 // TouchInterval in seconds
+}
+
+var _ handlers.Sessions = (*sessions)(nil)
+
+func newSessions(store *storage.Store, cfg Config, now func() time.Time) *sessions {
+	return &sessions{
+		fiber: session.New(session.Config{
+			Storage:        store,
+			Expiration:     cfg.IdleTimeout,
+			KeyLookup:      "cookie:" + cookieName,
+			CookiePath:     "/",
+			CookieSecure:   cfg.CookieSecure,
+			CookieHTTPOnly: true,
+			CookieSameSite: "Lax",
+			KeyGenerator:   rand.Text, // 130 random bits
+		}),
+		store: store,
+		now:   now,
+		touch: int64(cfg.TouchInterval / time.Second),
+	}
+}
+
+// owner is the owner under which the store files a user's sessions.
+func owner(userID int64) string { return strconv.FormatInt(userID, 10) }
+
+// Start implements handlers.Sessions. The session id always changes, so an id planted in the
+// browser before login (session fixation) is worth nothing after it.
+func (s *sessions) Start(c *fiber.Ctx, u handlers.User) error {
+	sess, err := s.fiber.Get(c)
+	if err != nil {
+		return fmt.Errorf("load session: %w", err)
+	}
+	// Reset deletes the old session with its data, whoever it belonged to, and picks a new id.
+	if err := sess.Reset(); err != nil {
+		return fmt.Errorf("reset session: %w", err)
+	}
+	id := sess.ID() // Save releases sess: read the id before.
+	sess.Set(keyUserID, u.ID)
+	sess.Set(keyEmail, u.Email)
+	sess.Set(keyTouched, s.now().Unix())
+	if err := sess.Save(); err != nil {
+		return fmt.Errorf("save session: %w", err)
+	}
+	// Until bound, the session would survive "log out everywhere". Bind follows Save at once.
+	if err := s.store.Bind(c.UserContext(), id, owner(u.ID)); err != nil {
+		_ = s.store.Delete(id)
+		return fmt.Errorf("bind session: %w", err)
+	}
+	return nil
+}
+
+// End implements handlers.Sessions.
+func (s *sessions) End(c *fiber.Ctx) error {
+	sess, err := s.fiber.Get(c)
+	if err != nil {
+		return fmt.Errorf("load session: %w", err)
+	}
+	// Destroy deletes the row (other instances hear of it) and expires the cookie.
+	if err := sess.Destroy(); err != nil {
+		return fmt.Errorf("destroy session: %w", err)
+	}
+	return nil
+}
+
+// EndAll implements handlers.Sessions.
+func (s *sessions) EndAll(c *fiber.Ctx, u handlers.User) error {
+	if _, err := s.store.DeleteOwner(c.UserContext(), owner(u.ID)); err != nil {
+		return fmt.Errorf("delete sessions of user %d: %w", u.ID, err)
+	}
+	return s.End(c) // the row is gone already; this expires the cookie
+}
+
+// Guard is the middleware in front of every protected route. It answers 401 unless the request
+// carries a live session, and hands the handler the session's user (handlers.CurrentUser).
+//
+// It refreshes the session's expiry, in the store and in the cookie, at most once per touch
+// interval: steady use of one session costs one write per interval, and most requests none. A
+// session used at least once per idle timeout minus touch interval never expires. The refresh
+// never brings back a session logged out meanwhile: the store refuses it (storage.ErrDeleted)
+// and the request gets 401.
+func (s *sessions) Guard(c *fiber.Ctx) error {
+	sess, err := s.fiber.Get(c)
+	if err != nil {
+		return fmt.Errorf("load session: %w", err)
+	}
+	uid, ok := sess.Get(keyUserID).(int64)
+	if !ok {
+		return errLoginRequired // no session, or not a login session; nothing was stored
+	}
+	email, _ := sess.Get(keyEmail).(string)
+	touched, _ := sess.Get(keyTouched).(int64)
+	if now := s.now().Unix(); now-touched >= s.touch {
+		sess.Set(keyTouched, now)
+		if err := sess.Save(); err != nil {
+			if errors.Is(err, storage.ErrDeleted) {
+				return errLoginRequired
+			}
+			return fmt.Errorf("refresh session: %w", err)
+		}
+	}
+	handlers.SetUser(c, handlers.User{ID: uid, Email: email})
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Next()
+}
