@@ -19,6 +19,9 @@ import (
 // to its Store. Notifications sent while it is not listening are lost, so whenever it is not
 // listening the Store's memory tier is flushed and stays off; it comes back on only once LISTEN
 // is active again.
+// ListenerApplicationName is the application_name of the listening connection.
+const ListenerApplicationName = "sessions-listener"
+
 type listener struct {
 	s    *Store
 	conf *pgx.ConnConfig
@@ -36,8 +39,13 @@ func newListener(s *Store, pool *pgxpool.Pool) (*listener, error) {
 	} else {
 		conf = pool.Config().ConnConfig.Copy()
 	}
-	// The listener's health pings are not the application's statements.
+	// The listener's health pings are not the application's statements, and operators should
+	// be able to tell its connection apart in pg_stat_activity.
 	conf.Tracer = nil
+	if conf.RuntimeParams == nil {
+		conf.RuntimeParams = map[string]string{}
+	}
+	conf.RuntimeParams["application_name"] = ListenerApplicationName
 	return &listener{s: s, conf: conf}, nil
 }
 
@@ -198,6 +206,7 @@ func (s *Store) apply(payload string) {
 	}
 	if f != nil {
 		s.invalidateFlight(f)
+		f.notified = &notifiedRow{gen: f.gen, digest: c.digest, e: c.e}
 	}
 	if s.mem == nil {
 		return

@@ -109,6 +109,24 @@ func (t *pgTier) close() error {
 	return t.pg.Close()
 }
 
+// checkSchema makes sure the migrations' triggers are in place: without them postgres/v3 would
+// quietly create a bare table, and deleted sessions could come back and go unnoticed by other
+// instances.
+func checkSchema(ctx context.Context, db *pgxpool.Pool) error {
+	var n int
+	err := db.QueryRow(ctx, `SELECT count(*) FROM pg_trigger
+		WHERE tgrelid = to_regclass($1)
+		AND tgname IN ('sessions_refuse_deleted', 'sessions_tombstone', 'sessions_notify', 'sessions_notify_truncate')`,
+		Table).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("storage: check schema: %w", err)
+	}
+	if n != 4 {
+		return errors.New("storage: table " + Table + " is missing or not migrated: apply the migrations first (migrate up)")
+	}
+	return nil
+}
+
 // sweepTombstones deletes tombstones whose session would have expired by now.
 func sweepTombstones(ctx context.Context, db *pgxpool.Pool, now time.Time) error {
 	_, err := db.Exec(ctx, "DELETE FROM session_tombstones WHERE e <= $1", now.Unix())

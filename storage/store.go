@@ -157,6 +157,15 @@ type flight struct {
 	writers int         // Sets and Deletes in flight; no fill while one is
 	load    *load       // the read shared by concurrent misses; nil when none or detached
 	pending *pendingSet // the one Set in flight, to recognise its own notification
+	// notified is the row announced by the notification that last bumped gen, if one did:
+	// a read that returns exactly that row is as fresh as the notification and may fill.
+	notified *notifiedRow
+}
+
+type notifiedRow struct {
+	gen    uint64
+	digest [sha256.Size]byte
+	e      int64
 }
 
 type pendingSet struct {
@@ -185,6 +194,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Store, error) {
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
 		return nil, fmt.Errorf("storage: ping %s: %w", pool.Config().ConnConfig.Host, err)
+	}
+	if err := checkSchema(pctx, pool); err != nil {
+		return nil, err
 	}
 	t, err := newPGTier(pctx, pool, cfg.SweepInterval)
 	if err != nil {
@@ -320,7 +332,7 @@ func (s *Store) loadKey(parent context.Context, h string, f *flight, ld *load, g
 	if f.load == ld {
 		f.load = nil
 	}
-	if err == nil && val != nil && s.fillAllowed(f, gen, epoch) {
+	if err == nil && val != nil && s.fillAllowed(f, s.freshGen(f, gen, val, e), epoch) {
 		s.fill(h, val, e, now)
 	}
 	ld.val, ld.err = val, err
@@ -598,6 +610,7 @@ func (s *Store) invalidateFlight(f *flight) {
 	s.seq++
 	f.gen = s.seq
 	f.load = nil
+	f.notified = nil
 }
 
 // invalidateLocked drops key from memory and stops reads in flight from filling it. mu must be
@@ -627,6 +640,20 @@ func (s *Store) flushLocked() {
 // mu must be held.
 func (s *Store) fillAllowed(f *flight, gen, epoch uint64) bool {
 	return s.mem != nil && s.coherent && epoch == s.epoch && f.gen == gen && f.writers == 0
+}
+
+// freshGen returns f.gen if the row a read returned (val, e) is the one the latest notification
+// announced, so that the read may fill although the notification arrived while it ran;
+// otherwise it returns gen unchanged. mu must be held.
+func (s *Store) freshGen(f *flight, gen uint64, val []byte, e int64) uint64 {
+	n := f.notified
+	if f.gen == gen || n == nil || n.gen != f.gen {
+		return gen
+	}
+	if sha256.Sum256(val) == n.digest && covers(n.e, e) && covers(e, n.e) {
+		return f.gen
+	}
+	return gen
 }
 
 // fill puts val into memory until its row expires or MaxAge passes, whichever is first. mu

@@ -324,7 +324,7 @@ func TestSetDuringMissWins(t *testing.T) {
 func TestLateSetAfterDeleteIsRefused(t *testing.T) {
 	s, ft, _ := newTestStore(t, 10)
 	mustSet(t, s, "a", "logged in", time.Hour)
-	loaded := mustGet(t, s, "a") // a request loads the session ...
+	loaded := mustGet(t, s, "a")          // a request loads the session ...
 	if err := s.Delete("a"); err != nil { // ... the user logs out ...
 		t.Fatal(err)
 	}
@@ -618,3 +618,15 @@ func updatePayload(key, val string, e int64) string {
 	return fmt.Sprintf("u %s %d %s", key, e, hex.EncodeToString(d[:]))
 }
 
+func TestNotificationDuringMissOfTheRowReadStillFills(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	h := hashKey("a")
+	e := clock.Now().Unix() + 100
+	ft.put(h, []byte("new"), e)
+	finish := raceRead(t, s, ft, "a")   // the read already returned "new" ...
+	s.apply(updatePayload(h, "new", e)) // ... and the notification of that write arrives
+	wantValue(t, finish(), "new")
+	if !inMemory(s, "a") {
+		t.Fatal("a read of exactly the notified row was not allowed to fill")
+	}
+}

@@ -1,0 +1,390 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/gofiber-template/sessions/internal/pgtest"
+)
+
+// newPGStore starts a Store on pool with a test-sized configuration, closed when the test ends.
+func newPGStore(t testing.TB, pool *pgxpool.Pool, tune func(*Config)) *Store {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.HealthInterval = time.Second
+	cfg.ReconnectMin = 20 * time.Millisecond
+	cfg.ReconnectMax = 200 * time.Millisecond
+	if tune != nil {
+		tune(&cfg)
+	}
+	s, err := New(context.Background(), pool, cfg)
+	if err != nil {
+		t.Fatalf("storage.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// eventually polls cond every millisecond until it holds or limit passes, and returns how long
+// it took.
+func eventually(t testing.TB, limit time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > limit {
+			t.Fatalf("%s: still not true after %v", what, limit)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func TestPostgresRoundTripStoresOnlyHashedKeys(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	s := newPGStore(t, pool, nil)
+	const cookie = "8d0c1a52-3b9e-4d7a-9a51-6c2f0e6b7f10"
+	mustSet(t, s, cookie, "data", time.Hour)
+	wantValue(t, mustGet(t, s, cookie), "data")
+
+	if n := pgtest.Count(t, pool, "SELECT count(*) FROM sessions WHERE k = $1", cookie); n != 0 {
+		t.Fatal("the cookie value is stored in clear")
+	}
+	if n := pgtest.Count(t, pool, "SELECT count(*) FROM sessions WHERE k = $1", hashKey(cookie)); n != 1 {
+		t.Fatalf("got %d rows under the hashed key, want 1", n)
+	}
+	e := pgtest.Count(t, pool, "SELECT e FROM sessions WHERE k = $1", hashKey(cookie))
+	if want := time.Now().Add(time.Hour).Unix(); e < want-5 || e > want {
+		t.Fatalf("got expiry %d, want about %d", e, want)
+	}
+
+	// A second store (another instance, or this one after a restart) reads it from Postgres.
+	s2 := newPGStore(t, pool, nil)
+	wantValue(t, mustGet(t, s2, cookie), "data")
+
+	if err := s.Delete(cookie); err != nil {
+		t.Fatal(err)
+	}
+	wantValue(t, mustGet(t, s, cookie), "")
+	if n := pgtest.Count(t, pool, "SELECT count(*) FROM sessions"); n != 0 {
+		t.Fatalf("got %d rows after Delete, want 0", n)
+	}
+}
+
+func TestPostgresHitSendsNoStatementAndMissSendsOne(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	var c pgtest.Counter
+	pool := pgtest.PoolWithCounter(t, dbURL, &c)
+	s := newPGStore(t, pool, nil)
+	mustSet(t, s, "a", "1", time.Hour)
+
+	before, _ := c.Count("")
+	for range 100 {
+		wantValue(t, mustGet(t, s, "a"), "1")
+	}
+	if after, _ := c.Count(""); after != before {
+		t.Fatalf("100 hits sent %d statements, want 0: %q", after-before, c.Statements()[before:])
+	}
+
+	// A cold key read by another instance: one SELECT, then hits.
+	s2 := newPGStore(t, pool, nil)
+	_, selects := c.Count("SELECT v, e")
+	for range 10 {
+		wantValue(t, mustGet(t, s2, "a"), "1")
+	}
+	if _, after := c.Count("SELECT v, e"); after-selects != 1 {
+		t.Fatalf("got %d reads for 10 Gets of a cold key, want 1", after-selects)
+	}
+}
+
+func TestPostgresStampedeOnColdKeyIsOneQuery(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	var c pgtest.Counter
+	pool := pgtest.PoolWithCounter(t, dbURL, &c)
+	writer := newPGStore(t, pool, nil)
+	mustSet(t, writer, "cold", "v", time.Hour)
+
+	s := newPGStore(t, pool, nil)
+	const n = 100
+	release := make(chan struct{})
+	s.hook = func(point, _ string) {
+		if point == "load:before" {
+			<-release
+		}
+	}
+	_, before := c.Count("SELECT v, e")
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			v, err := s.Get("cold")
+			if err != nil || string(v) != "v" {
+				t.Errorf("got %q, %v; want \"v\"", v, err)
+			}
+		})
+	}
+	eventually(t, 10*time.Second, "all goroutines missed", func() bool { return s.Stats().Misses == n })
+	close(release)
+	wg.Wait()
+	if _, after := c.Count("SELECT v, e"); after-before != 1 {
+		t.Fatalf("got %d queries for %d concurrent misses on one cold key, want 1", after-before, n)
+	}
+}
+
+func TestPostgresLateWriteAfterDeleteIsRefused(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	a := newPGStore(t, pool, nil)
+	b := newPGStore(t, pool, nil)
+	mustSet(t, a, "s", "logged in", time.Hour)
+	loaded := mustGet(t, b, "s")          // a request on B loads the session
+	if err := a.Delete("s"); err != nil { // the user logs out on A
+		t.Fatal(err)
+	}
+	if err := b.Set("s", loaded, time.Hour); !errors.Is(err, ErrDeleted) { // B saves it late
+		t.Fatalf("got %v, want ErrDeleted", err)
+	}
+	if n := pgtest.Count(t, pool, "SELECT count(*) FROM sessions"); n != 0 {
+		t.Fatal("a late write re-created a deleted session")
+	}
+	wantValue(t, mustGet(t, b, "s"), "")
+	wantValue(t, mustGet(t, a, "s"), "")
+}
+
+func TestPostgresWriteRacingUncommittedDeleteIsRefused(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	s := newPGStore(t, pool, nil)
+	mustSet(t, s, "s", "v1", time.Hour)
+
+	// A logout on another instance has deleted the row but not committed yet.
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "DELETE FROM sessions WHERE k = $1", hashKey("s")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Set("s", []byte("v2"), time.Hour) }()
+	// The Set's trigger waits for the delete's row lock.
+	eventually(t, 10*time.Second, "the write waits on the delete's lock", func() bool {
+		return pgtest.Count(t, pool, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0
+	})
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrDeleted) {
+		t.Fatalf("got %v, want ErrDeleted", err)
+	}
+	if n := pgtest.Count(t, pool, "SELECT count(*) FROM sessions"); n != 0 {
+		t.Fatal("the write that raced the delete re-created the session")
+	}
+}
+
+func TestPostgresHungDatabaseHitsDeadline(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	s := newPGStore(t, pool, func(c *Config) { c.QueryTimeout = 300 * time.Millisecond })
+	mustSet(t, s, "warm", "1", time.Hour)
+
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get("cold"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get: got %v, want a deadline error", err)
+	}
+	if err := s.Set("x", []byte("1"), time.Hour); err == nil {
+		t.Fatal("Set on a locked table succeeded")
+	}
+	if err := s.Delete("x"); err == nil {
+		t.Fatal("Delete on a locked table succeeded")
+	}
+	// A warm session is still served from memory.
+	wantValue(t, mustGet(t, s, "warm"), "1")
+}
+
+func TestPostgresTwoStoresStayCoherent(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	a := newPGStore(t, pool, nil)
+	b := newPGStore(t, pool, nil)
+
+	mustSet(t, a, "s", "v1", time.Hour)
+	wantValue(t, mustGet(t, b, "s"), "v1") // B fills its memory
+	if !inMemory(b, "s") {
+		t.Fatal("B did not keep the session in memory")
+	}
+
+	t.Run("delete on A", func(t *testing.T) {
+		if err := a.Delete("s"); err != nil {
+			t.Fatal(err)
+		}
+		took := eventually(t, time.Second, "B stops serving the deleted session", func() bool { return !inMemory(b, "s") })
+		t.Logf("delete on A to eviction on B: %v", took)
+		wantValue(t, mustGet(t, b, "s"), "")
+	})
+
+	t.Run("update on A", func(t *testing.T) {
+		mustSet(t, a, "u", "v1", time.Hour)
+		wantValue(t, mustGet(t, b, "u"), "v1")
+		mustSet(t, a, "u", "v2", time.Hour)
+		eventually(t, time.Second, "B drops the old value", func() bool { return !inMemory(b, "u") })
+		wantValue(t, mustGet(t, b, "u"), "v2")
+		if !inMemory(a, "u") {
+			t.Fatal("A's own write evicted A's fresh entry")
+		}
+	})
+
+	t.Run("plain SQL", func(t *testing.T) {
+		mustSet(t, a, "p", "v", time.Hour)
+		wantValue(t, mustGet(t, b, "p"), "v")
+		pgtest.Exec(t, pool, "DELETE FROM sessions WHERE k = $1", hashKey("p"))
+		eventually(t, time.Second, "both drop a row deleted in psql", func() bool { return !inMemory(a, "p") && !inMemory(b, "p") })
+		wantValue(t, mustGet(t, a, "p"), "")
+		wantValue(t, mustGet(t, b, "p"), "")
+	})
+
+	t.Run("expiry shortened in SQL", func(t *testing.T) {
+		mustSet(t, a, "x", "v", time.Hour)
+		wantValue(t, mustGet(t, b, "x"), "v")
+		pgtest.Exec(t, pool, "UPDATE sessions SET e = $2 WHERE k = $1", hashKey("x"), time.Now().Add(time.Minute).Unix())
+		eventually(t, time.Second, "both drop a copy that would outlive its row", func() bool { return !inMemory(a, "x") && !inMemory(b, "x") })
+	})
+
+	t.Run("reset on A", func(t *testing.T) {
+		mustSet(t, a, "r", "v", time.Hour)
+		wantValue(t, mustGet(t, b, "r"), "v")
+		if err := a.Reset(); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Second, "B flushes after a reset", func() bool { return b.Stats().Entries == 0 })
+	})
+
+	t.Run("delete owner", func(t *testing.T) {
+		for _, k := range []string{"o1", "o2"} {
+			mustSet(t, a, k, "v", time.Hour)
+			if err := a.Bind(context.Background(), k, "user-7"); err != nil {
+				t.Fatal(err)
+			}
+			wantValue(t, mustGet(t, b, k), "v")
+		}
+		n, err := DeleteOwner(context.Background(), pool, "user-7") // as the CLI does
+		if err != nil || n != 2 {
+			t.Fatalf("got %d, %v; want 2 sessions deleted", n, err)
+		}
+		eventually(t, time.Second, "both drop the owner's sessions", func() bool {
+			return !inMemory(a, "o1") && !inMemory(a, "o2") && !inMemory(b, "o1") && !inMemory(b, "o2")
+		})
+		if err := a.Set("o1", []byte("late"), time.Hour); !errors.Is(err, ErrDeleted) {
+			t.Fatalf("late write after DeleteOwner: got %v, want ErrDeleted", err)
+		}
+	})
+}
+
+func TestPostgresListenerKilledFlushesAndRecovers(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	a := newPGStore(t, pool, nil)
+	b := newPGStore(t, pool, nil)
+	mustSet(t, a, "s", "v", time.Hour)
+	wantValue(t, mustGet(t, b, "s"), "v")
+
+	// Kill every listener on this database; B must notice, flush, and listen again.
+	pgtest.Exec(t, pool, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1", ListenerApplicationName)
+	eventually(t, 5*time.Second, "B flushes and reconnects", func() bool {
+		st := b.Stats()
+		return st.Flushes >= 1 && st.Reconnects >= 1 && st.Listening
+	})
+	if inMemory(b, "s") {
+		t.Fatal("B kept its memory tier across a listener loss")
+	}
+	// Coherence is restored: B caches again, and a delete on A reaches it.
+	wantValue(t, mustGet(t, b, "s"), "v")
+	eventually(t, 5*time.Second, "A listens again", func() bool { return a.Stats().Listening })
+	if !inMemory(b, "s") {
+		t.Fatal("B does not cache after reconnecting")
+	}
+	if err := a.Delete("s"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "B drops the session deleted on A", func() bool { return !inMemory(b, "s") })
+}
+
+func TestPostgresUnreachableDatabaseIsAnError(t *testing.T) {
+	t.Parallel()
+	pool, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	cfg := DefaultConfig()
+	cfg.QueryTimeout = 2 * time.Second
+	s, err := New(context.Background(), pool, cfg)
+	if err == nil {
+		s.Close()
+		t.Fatal("New succeeded with an unreachable database")
+	}
+}
+
+func TestPostgresMissingMigrationsIsAnError(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	pgtest.Exec(t, pool, "DROP TABLE sessions")
+	if s, err := New(context.Background(), pool, DefaultConfig()); err == nil {
+		s.Close()
+		t.Fatal("New succeeded without the sessions table")
+	}
+	if err := pool.Ping(context.Background()); err != nil {
+		t.Fatalf("a failed New closed the caller's pool: %v", err)
+	}
+}
+
+func TestPostgresCloseLeavesPoolOpen(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	s, err := New(context.Background(), pool, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSet(t, s, "a", "1", time.Hour)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.Ping(context.Background()); err != nil {
+		t.Fatalf("Close closed the caller's pool: %v", err)
+	}
+	eventually(t, 5*time.Second, "the listener's connection is gone after Close", func() bool {
+		return pgtest.Count(t, pool, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1", ListenerApplicationName) == 0
+	})
+}
+
+func TestPostgresSweepRemovesExpiredTombstones(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	pgtest.Exec(t, pool, "INSERT INTO session_tombstones (k, e) VALUES ('old', 1), ('live', $1)", time.Now().Add(time.Hour).Unix())
+	if err := sweepTombstones(context.Background(), pool, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := pgtest.Count(t, pool, "SELECT count(*) FROM session_tombstones"); n != 1 {
+		t.Fatalf("got %d tombstones, want 1", n)
+	}
+}
