@@ -1,0 +1,524 @@
+package tests
+
+import (
+	"fmt"
+	"maps"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofiber-template/sessions/app"
+	"github.com/gofiber-template/sessions/internal/pgtest"
+)
+
+const (
+	email    = "ada@example.com"
+	password = "correct horse battery staple"
+)
+
+// notifyWithin is how soon every instance must refuse a session ended on another (issue 3).
+const notifyWithin = time.Second
+
+func TestLoginMeLogout(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, "  Ada@Example.COM ", password) // stored normalised
+	s := startServer(t, baseEnv(dbURL), app.Hooks{})
+	c := newClient(t)
+
+	mustMe(t, c, s, http.StatusUnauthorized)
+
+	resp := doResp(t, c, "POST", s.URL+"/login", "application/json", loginBody("ADA@example.com", password))
+	body := readBody(t, resp)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("login: got %d %s, want 200", resp.StatusCode, body)
+	}
+	if want := `{"id":1,"email":"ada@example.com"}`; body != want {
+		t.Errorf("login body: got %s, want %s", body, want)
+	}
+	ck := findCookie(t, resp, "session")
+	if !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" || ck.Secure {
+		t.Errorf("session cookie: got HttpOnly=%v SameSite=%v Path=%q Secure=%v, want HttpOnly, Lax, /, not Secure (COOKIE_SECURE=false)",
+			ck.HttpOnly, ck.SameSite, ck.Path, ck.Secure)
+	}
+	if want := int((7 * 24 * time.Hour).Seconds()); ck.MaxAge != want {
+		t.Errorf("session cookie Max-Age: got %d, want %d (SESSION_IDLE_TIMEOUT)", ck.MaxAge, want)
+	}
+
+	status, body := do(t, c, "GET", s.URL+"/me", "", "")
+	if want := `{"id":1,"email":"ada@example.com"}`; status != http.StatusOK || body != want {
+		t.Fatalf("GET /me: got %d %s, want 200 %s", status, body, want)
+	}
+	if n := sessionRows(t, dbURL); n != 1 {
+		t.Fatalf("sessions rows after login: got %d, want 1", n)
+	}
+
+	sid := sessionCookie(t, c, s)
+	resp = doResp(t, c, "POST", s.URL+"/logout", "", "")
+	readBody(t, resp)
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("logout: got %d, want 204", resp.StatusCode)
+	}
+	if ck := findCookie(t, resp, "session"); ck.Value != "" || !ck.Expires.Before(time.Now()) {
+		t.Errorf("logout cookie: got value %q expiring %v, want it empty and expired", ck.Value, ck.Expires)
+	}
+	if got := sessionCookie(t, c, s); got != "" {
+		t.Errorf("jar after logout: got session cookie %q, want none", got)
+	}
+	mustMe(t, c, s, http.StatusUnauthorized)
+	mustMe(t, withCookie(sid), s, http.StatusUnauthorized) // a copy kept from before the logout
+	if n := sessionRows(t, dbURL); n != 0 {
+		t.Errorf("sessions rows after logout: got %d, want 0", n)
+	}
+	status, _ = do(t, c, "POST", s.URL+"/logout", "", "")
+	if status != http.StatusUnauthorized {
+		t.Errorf("logout without a session: got %d, want 401", status)
+	}
+}
+
+func TestLoginChangesSessionID(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	mustCreateUser(t, dbURL, "eve@example.com", password)
+	s := startServer(t, baseEnv(dbURL), app.Hooks{})
+
+	// Eve logs in, then plants her session id in Ada's browser (session fixation).
+	eve := newClient(t)
+	mustLogin(t, eve, s, "eve@example.com", password)
+	planted := sessionCookie(t, eve, s)
+	ada := withCookieJar(t, s, planted)
+
+	u := mustLogin(t, ada, s, email, password)
+	got := sessionCookie(t, ada, s)
+	if got == "" || got == planted {
+		t.Fatalf("session id after login: got %q, want a new one (planted %q)", got, planted)
+	}
+	if u.Email != email {
+		t.Errorf("login: got user %q, want %q", u.Email, email)
+	}
+	// The planted session, Eve's, was replaced, not upgraded: it is gone.
+	mustMe(t, eve, s, http.StatusUnauthorized)
+
+	// Logging in again also starts a new session and ends the previous one.
+	mustLogin(t, ada, s, email, password)
+	if again := sessionCookie(t, ada, s); again == got {
+		t.Errorf("session id after a second login: got the same %q, want a new one", again)
+	}
+	mustMe(t, withCookie(got), s, http.StatusUnauthorized)
+	mustMe(t, ada, s, http.StatusOK)
+}
+
+func TestCookieSecure(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	env := baseEnv(dbURL)
+	delete(env, "COOKIE_SECURE") // the default
+	s := startServer(t, env, app.Hooks{})
+
+	resp := doResp(t, http.DefaultClient, "POST", s.URL+"/login", "application/json", loginBody(email, password))
+	readBody(t, resp)
+	if ck := findCookie(t, resp, "session"); !ck.Secure || !ck.HttpOnly {
+		t.Errorf("session cookie by default: got Secure=%v HttpOnly=%v, want both", ck.Secure, ck.HttpOnly)
+	}
+}
+
+func TestLoginFailuresLookAlike(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	s := startServer(t, baseEnv(dbURL), app.Hooks{})
+
+	type answer struct {
+		status int
+		body   string
+		cookie string
+	}
+	try := func(email, password string) answer {
+		resp := doResp(t, http.DefaultClient, "POST", s.URL+"/login", "application/json", loginBody(email, password))
+		return answer{resp.StatusCode, readBody(t, resp), resp.Header.Get("Set-Cookie")}
+	}
+	wrong := try(email, "wrong password")
+	unknown := try("nobody@example.com", "wrong password")
+	if wrong.status != http.StatusUnauthorized || wrong != unknown {
+		t.Errorf("wrong password: got %+v; unknown email: got %+v; want the same 401 with no cookie", wrong, unknown)
+	}
+	if wrong.cookie != "" {
+		t.Errorf("failed login set a cookie: %q", wrong.cookie)
+	}
+	if n := sessionRows(t, dbURL); n != 0 {
+		t.Errorf("sessions rows after failed logins: got %d, want 0", n)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	s := startServer(t, baseEnv(dbURL), app.Hooks{})
+
+	tests := []struct {
+		name, method, path, contentType, body string
+		want                                  int
+	}{
+		{"malformed JSON", "POST", "/login", "application/json", `{"email":`, 400},
+		{"JSON array", "POST", "/login", "application/json", `["a","b"]`, 400},
+		{"wrong types", "POST", "/login", "application/json", `{"email":1,"password":2}`, 400},
+		{"missing password", "POST", "/login", "application/json", `{"email":"ada@example.com"}`, 400},
+		{"empty body", "POST", "/login", "application/json", ``, 400},
+		{"form body", "POST", "/login", "application/x-www-form-urlencoded", "email=a&password=b", 415},
+		{"no content type", "POST", "/login", "", loginBody(email, password), 415},
+		{"over the login limit", "POST", "/login", "application/json", loginBody(email, strings.Repeat("x", 5000)), 413},
+		{"over the server limit", "POST", "/login", "application/json", strings.Repeat(" ", 2<<20), 413},
+		{"GET login", "GET", "/login", "", "", 405},
+		{"unknown path", "GET", "/nope", "", "", 404},
+		{"me without cookie", "GET", "/me", "", "", 401},
+		{"logout all without cookie", "POST", "/logout/all", "", "", 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := do(t, http.DefaultClient, tt.method, s.URL+tt.path, tt.contentType, tt.body)
+			if status != tt.want {
+				t.Errorf("got %d %s, want %d", status, body, tt.want)
+			}
+			if !strings.HasPrefix(body, `{"error":`) {
+				t.Errorf("body: got %q, want {\"error\": ...}", body)
+			}
+		})
+	}
+
+	for _, value := range []string{"garbage", strings.Repeat("a", 2000), "%00%ff", ""} {
+		t.Run("me with cookie "+fmt.Sprintf("%.10q", value), func(t *testing.T) {
+			mustMe(t, withCookie(value), s, http.StatusUnauthorized)
+		})
+	}
+	if n := sessionRows(t, dbURL); n != 0 {
+		t.Errorf("sessions rows after bad requests: got %d, want 0", n)
+	}
+}
+
+func TestHealthAndReady(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, baseEnv(pgtest.NewURL(t)), app.Hooks{})
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if status, body := do(t, http.DefaultClient, "GET", s.URL+path, "", ""); status != http.StatusOK {
+			t.Errorf("GET %s: got %d %s, want 200", path, status, body)
+		}
+	}
+}
+
+func TestSessionSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	c := newClient(t)
+
+	first := startServer(t, baseEnv(dbURL), app.Hooks{})
+	mustLogin(t, c, first, email, password)
+	mustMe(t, c, first, http.StatusOK)
+	first.Stop()
+
+	second := startServer(t, baseEnv(dbURL), app.Hooks{})
+	mustMe(t, c, second, http.StatusOK)
+}
+
+func TestTwoServersShareSessions(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	a := startServer(t, baseEnv(dbURL), app.Hooks{})
+	b := startServer(t, baseEnv(dbURL), app.Hooks{})
+	c := newClient(t)
+
+	mustLogin(t, c, a, email, password)
+	mustMe(t, c, b, http.StatusOK)
+	mustMe(t, c, b, http.StatusOK) // now from B's memory
+	if hits := b.Store.Stats().Hits; hits == 0 {
+		t.Fatalf("B's memory hits: got 0, want the second /me served from memory")
+	}
+
+	copyOfCookie := withCookie(sessionCookie(t, c, a))
+	if status, _ := do(t, c, "POST", a.URL+"/logout", "", ""); status != http.StatusNoContent {
+		t.Fatalf("logout on A: got %d, want 204", status)
+	}
+	took := eventually(t, copyOfCookie, b, http.StatusUnauthorized, notifyWithin)
+	t.Logf("B refused the session %v after the logout on A", took)
+	mustMe(t, copyOfCookie, a, http.StatusUnauthorized)
+}
+
+func TestLogoutAllEndsEverySession(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	mustCreateUser(t, dbURL, "bob@example.com", password)
+	a := startServer(t, baseEnv(dbURL), app.Hooks{})
+	b := startServer(t, baseEnv(dbURL), app.Hooks{})
+
+	laptop, phone, tablet, bob := newClient(t), newClient(t), newClient(t), newClient(t)
+	mustLogin(t, laptop, a, email, password)
+	mustLogin(t, phone, b, email, password)
+	mustLogin(t, tablet, a, email, password)
+	mustLogin(t, bob, b, "bob@example.com", password)
+	for _, c := range []*http.Client{laptop, phone, tablet, bob} {
+		mustMe(t, c, a, http.StatusOK) // every session in both memories
+		mustMe(t, c, b, http.StatusOK)
+	}
+
+	resp := doResp(t, laptop, "POST", a.URL+"/logout/all", "", "")
+	readBody(t, resp)
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("logout/all: got %d, want 204", resp.StatusCode)
+	}
+	if got := sessionCookie(t, laptop, a); got != "" {
+		t.Errorf("jar after logout/all: got session cookie %q, want none", got)
+	}
+	mustMe(t, tablet, a, http.StatusUnauthorized) // same instance: at once
+	eventually(t, phone, b, http.StatusUnauthorized, notifyWithin)
+	eventually(t, tablet, b, http.StatusUnauthorized, notifyWithin)
+	mustMe(t, phone, a, http.StatusUnauthorized)
+	mustMe(t, bob, a, http.StatusOK) // other users keep theirs
+	mustMe(t, bob, b, http.StatusOK)
+}
+
+func TestPasswordChangeEndsSessions(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	a := startServer(t, baseEnv(dbURL), app.Hooks{})
+	b := startServer(t, baseEnv(dbURL), app.Hooks{})
+	onA, onB := newClient(t), newClient(t)
+	mustLogin(t, onA, a, email, password)
+	mustLogin(t, onB, b, email, password)
+	mustMe(t, onA, a, http.StatusOK)
+	mustMe(t, onB, b, http.StatusOK)
+
+	const newPassword = "a whole new password"
+	out, err := runCLI(t, baseEnv(dbURL), newPassword+"\n", "user", "passwd", email)
+	if err != nil {
+		t.Fatalf("user passwd: %v", err)
+	}
+	if !strings.Contains(out, "ended 2 sessions") {
+		t.Errorf("user passwd output: got %q, want it to say it ended 2 sessions", out)
+	}
+	eventually(t, onA, a, http.StatusUnauthorized, notifyWithin)
+	eventually(t, onB, b, http.StatusUnauthorized, notifyWithin)
+
+	if status, _ := do(t, onA, "POST", a.URL+"/login", "application/json", loginBody(email, password)); status != http.StatusUnauthorized {
+		t.Errorf("login with the old password: got %d, want 401", status)
+	}
+	mustLogin(t, onA, a, email, newPassword)
+	mustMe(t, onA, b, http.StatusOK)
+}
+
+func TestExpiredSessionRefused(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	env := baseEnv(dbURL)
+	env["SESSION_IDLE_TIMEOUT"] = "1h"
+	clk := newClock()
+	s := startServer(t, env, app.Hooks{Now: clk.Now})
+	c := newClient(t)
+
+	mustLogin(t, c, s, email, password)
+	clk.Advance(time.Hour - time.Second)
+	mustMe(t, c, s, http.StatusOK)
+	clk.Advance(2 * time.Second)
+	mustMe(t, c, s, http.StatusUnauthorized)
+
+	// A restarted server, reading the row from Postgres, refuses it too.
+	s.Stop()
+	s = startServer(t, env, app.Hooks{Now: clk.Now})
+	mustMe(t, c, s, http.StatusUnauthorized)
+}
+
+func TestSessionSlides(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	env := baseEnv(dbURL)
+	env["SESSION_IDLE_TIMEOUT"] = "1h"
+	env["SESSION_TOUCH_INTERVAL"] = "1m"
+	clk := newClock()
+	s := startServer(t, env, app.Hooks{Now: clk.Now})
+	c := newClient(t)
+	mustLogin(t, c, s, email, password)
+
+	// Within the touch interval a request changes nothing: no write, no new cookie.
+	clk.Advance(59 * time.Second)
+	writes := s.Store.Stats().Writes
+	resp := doResp(t, c, "GET", s.URL+"/me", "", "")
+	readBody(t, resp)
+	if got := resp.Header.Values("Set-Cookie"); resp.StatusCode != http.StatusOK || len(got) != 0 {
+		t.Fatalf("GET /me within the touch interval: got %d with Set-Cookie %q, want 200 without", resp.StatusCode, got)
+	}
+	if got := s.Store.Stats().Writes - writes; got != 0 {
+		t.Errorf("writes within the touch interval: got %d, want 0", got)
+	}
+
+	// The first request after it moves the expiry: one write, and the cookie again lives a
+	// whole idle timeout.
+	clk.Advance(2 * time.Second)
+	resp = doResp(t, c, "GET", s.URL+"/me", "", "")
+	readBody(t, resp)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /me after the touch interval: got %d, want 200", resp.StatusCode)
+	}
+	if ck := findCookie(t, resp, "session"); ck.MaxAge != 3600 || ck.Value != sessionCookie(t, c, s) {
+		t.Errorf("refreshed cookie: got Max-Age %d, want 3600 and the same session id", ck.MaxAge)
+	}
+	if got := s.Store.Stats().Writes - writes; got != 1 {
+		t.Errorf("writes for the refresh: got %d, want 1", got)
+	}
+	// Whether a refreshed session outlives the idle timeout since login is the store's business
+	// (Set with an expiry from now). Here the store's clock cannot help: the sessions rows get
+	// their expiry from the real clock, not the test's.
+}
+
+func TestRefreshDoesNotResurrectLoggedOutSession(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	env := baseEnv(dbURL)
+	env["SESSION_IDLE_TIMEOUT"] = "1h"
+	env["SESSION_TOUCH_INTERVAL"] = "1m"
+	clk := newClock()
+	a := startServer(t, env, app.Hooks{Now: clk.Now})
+	// B listens for changes on another database, so it never hears of A's logout: the case of
+	// a notification still on its way when B refreshes the session.
+	deaf := maps.Clone(env)
+	deaf["LISTEN_DATABASE_URL"] = pgtest.NewURL(t)
+	b := startServer(t, deaf, app.Hooks{Now: clk.Now})
+
+	c := newClient(t)
+	mustLogin(t, c, a, email, password)
+	mustMe(t, c, b, http.StatusOK) // B holds the session in memory
+	copyOfCookie := withCookie(sessionCookie(t, c, a))
+	if status, _ := do(t, c, "POST", a.URL+"/logout", "", ""); status != http.StatusNoContent {
+		t.Fatalf("logout on A: got %d, want 204", status)
+	}
+
+	clk.Advance(61 * time.Second) // B's next request refreshes the session
+	writes := b.Store.Stats().Writes
+	mustMe(t, copyOfCookie, b, http.StatusUnauthorized)
+	if got := b.Store.Stats().Writes - writes; got != 1 {
+		t.Errorf("B's refresh writes: got %d, want 1 (refused)", got)
+	}
+	if n := sessionRows(t, dbURL); n != 0 {
+		t.Errorf("sessions rows after the refresh: got %d, want 0", n)
+	}
+}
+
+func TestTouchIntervalBoundsWrites(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	env := baseEnv(dbURL)
+	env["SESSION_IDLE_TIMEOUT"] = "1h"
+	env["SESSION_TOUCH_INTERVAL"] = "1m"
+	clk := newClock()
+	s := startServer(t, env, app.Hooks{Now: clk.Now})
+	c := newClient(t)
+	mustLogin(t, c, s, email, password)
+
+	const intervals, perStep = 4, 25
+	before := s.Store.Stats().Writes
+	for i := range intervals {
+		// Three steps per interval, 25 requests each: 75 requests per interval.
+		for _, step := range []time.Duration{0, 20 * time.Second, 20 * time.Second} {
+			clk.Advance(step)
+			for range perStep {
+				mustMe(t, c, s, http.StatusOK)
+			}
+		}
+		if got, want := s.Store.Stats().Writes-before, uint64(i); got != want {
+			t.Fatalf("writes after %d intervals of 75 requests: got %d, want %d (one per interval after the first)", i+1, got, want)
+		}
+		clk.Advance(21 * time.Second) // to the next interval: 61 s after the previous refresh
+	}
+	writes := s.Store.Stats().Writes - before
+	t.Logf("%d requests over %d touch intervals: %d writes", intervals*3*perStep, intervals, writes)
+}
+
+func TestSmallMemoryTierKeepsEverySession(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	env := baseEnv(dbURL)
+	env["SESSION_CACHE_CAPACITY"] = "10"
+	s := startServer(t, env, app.Hooks{})
+
+	clients := make([]*http.Client, 100)
+	for i := range clients {
+		clients[i] = newClient(t)
+		mustLogin(t, clients[i], s, email, password)
+	}
+	for round := range 2 {
+		for i, c := range clients {
+			if got := me(t, c, s); got != http.StatusOK {
+				t.Fatalf("round %d, session %d: GET /me got %d, want 200", round, i, got)
+			}
+		}
+	}
+	st := s.Store.Stats()
+	if st.Entries > 10 || st.Evictions == 0 {
+		t.Errorf("memory tier: got %d entries and %d evictions, want at most 10 entries and some evictions", st.Entries, st.Evictions)
+	}
+}
+
+func TestWarmMeSendsNoStatement(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	env := baseEnv(dbURL)
+	// The periodic sweep of expired rows is the one statement an idle server sends; keep it out
+	// of the measurement.
+	env["SESSION_SWEEP_INTERVAL"] = "1h"
+	var st statements
+	s := startServer(t, env, app.Hooks{PoolConfig: st.install})
+	c := newClient(t)
+
+	mark := st.Mark()
+	mustLogin(t, c, s, email, password)
+	if n, _ := st.Since(mark); n == 0 {
+		t.Fatal("login sent no statement: the tracer is not installed")
+	}
+	mustMe(t, c, s, http.StatusOK) // warms memory if login did not
+
+	const requests = 200
+	mark = st.Mark()
+	for range requests {
+		mustMe(t, c, s, http.StatusOK)
+	}
+	n, sqls := st.Since(mark)
+	t.Logf("%d warm GET /me sent %d statements", requests, n)
+	if n != 0 {
+		t.Errorf("warm GET /me: got %d statements over %d requests, want 0: %q", n, requests, sqls)
+	}
+}
+
+// findCookie returns the cookie named name that resp sets, failing the test when there is none.
+func findCookie(t *testing.T, resp *http.Response, name string) *http.Cookie {
+	t.Helper()
+	for _, ck := range resp.Cookies() {
+		if ck.Name == name {
+			return ck
+		}
+	}
+	t.Fatalf("%s %s: no Set-Cookie %s in %q", resp.Request.Method, resp.Request.URL, name, resp.Header.Values("Set-Cookie"))
+	return nil
+}
+
+// withCookieJar returns a client whose jar already holds the session cookie value for s.
+func withCookieJar(t *testing.T, s *server, value string) *http.Client {
+	t.Helper()
+	c := newClient(t)
+	req, err := http.NewRequest("GET", s.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Jar.SetCookies(req.URL, []*http.Cookie{{Name: "session", Value: value, Path: "/"}})
+	return c
+}
