@@ -1,0 +1,136 @@
+package storage
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gofiber/storage/postgres/v3"
+
+	"github.com/gofiber-template/sessions/internal/pgtest"
+)
+
+// A session as Fiber stores it is a few hundred bytes of gob.
+var benchValue = make([]byte, 256)
+
+// BenchmarkGet compares a memory hit with every way a Get can reach Postgres, in one run:
+//
+//	hit           tiered store, warm key: no database round trip
+//	miss          tiered store, memory tier off: SELECT v, e on every call
+//	postgres-v3   gofiber/storage/postgres/v3's own Get, the Postgres-only baseline
+func BenchmarkGet(b *testing.B) {
+	pool, _ := pgtest.NewPool(b)
+	tiered := newPGStore(b, pool, nil)
+	pgOnly := newPGStore(b, pool, func(c *Config) { c.Capacity = 0 })
+	if err := tiered.Set("key", benchValue, time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	raw := postgres.New(postgres.Config{DB: pgtest.Pool(b, pgtest.AdminURL()), Table: "bench_v3"})
+	b.Cleanup(func() { raw.Reset(); raw.Conn().Exec(context.Background(), "DROP TABLE bench_v3"); raw.Close() })
+	if err := raw.Set(hashKey("key"), benchValue, time.Hour); err != nil {
+		b.Fatal(err)
+	}
+
+	b.Run("hit", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if v, _ := tiered.Get("key"); len(v) != len(benchValue) {
+				b.Fatal("miss")
+			}
+		}
+	})
+	b.Run("hit-parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if v, _ := tiered.Get("key"); len(v) != len(benchValue) {
+					b.Error("miss")
+					return
+				}
+			}
+		})
+	})
+	b.Run("miss", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if v, _ := pgOnly.Get("key"); len(v) != len(benchValue) {
+				b.Fatal("not found")
+			}
+		}
+	})
+	b.Run("postgres-v3", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if v, _ := raw.Get(hashKey("key")); len(v) != len(benchValue) {
+				b.Fatal("not found")
+			}
+		}
+	})
+}
+
+// BenchmarkSet measures a write: Postgres UPSERT (through the triggers) then the memory fill.
+func BenchmarkSet(b *testing.B) {
+	pool, _ := pgtest.NewPool(b)
+	s := newPGStore(b, pool, nil)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := s.Set("key"+strconv.Itoa(i%1000), benchValue, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkDelete measures deleting a live session: the DELETE, its tombstone and NOTIFY.
+func BenchmarkDelete(b *testing.B) {
+	pool, _ := pgtest.NewPool(b)
+	s := newPGStore(b, pool, nil)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		key := "key" + strconv.Itoa(i)
+		i++
+		if err := s.Set(key, benchValue, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := s.Delete(key); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDeleteToInvalidation measures how long after a Delete on store A returns store B
+// has dropped its copy (ns/op is that latency).
+func BenchmarkDeleteToInvalidation(b *testing.B) {
+	pool, _ := pgtest.NewPool(b)
+	a := newPGStore(b, pool, nil)
+	bb := newPGStore(b, pool, nil)
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		key := "key" + strconv.Itoa(i)
+		i++
+		if err := a.Set(key, benchValue, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+		for !inMemory(bb, key) {
+			if _, err := bb.Get(key); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := a.Delete(key); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		deadline := time.Now().Add(time.Second)
+		for inMemory(bb, key) {
+			if time.Now().After(deadline) {
+				b.Fatal("B still holds the key 1 s after the delete")
+			}
+		}
+	}
+}
