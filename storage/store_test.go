@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -628,5 +629,44 @@ func TestNotificationDuringMissOfTheRowReadStillFills(t *testing.T) {
 	wantValue(t, finish(), "new")
 	if !inMemory(s, "a") {
 		t.Fatal("a read of exactly the notified row was not allowed to fill")
+	}
+}
+
+func TestCloseStopsEveryGoroutine(t *testing.T) {
+	// memory/v2 starts one process-wide clock goroutine the first time it is used, which no
+	// store can stop; start it before counting.
+	warm, _, _ := newTestStore(t, 1)
+	warm.Close()
+
+	before := runtime.NumGoroutine()
+	clock := newFakeClock()
+	cfg := DefaultConfig()
+	cfg.Now = clock.Now
+	ft := newFakeTier(clock.Now)
+	release := make(chan struct{})
+	ft.beforeGet = func(ctx context.Context, _ string) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return ctx.Err()
+	}
+	s := newStore(ft, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	go s.GetWithContext(ctx, "a") // a load left in flight
+	waitFor(t, func() bool { return ft.gets.Load() == 1 })
+	cancel()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	defer close(release) // only now: a load Close did not cancel would still be blocked
+	// Close has returned, so its goroutines are finishing; allow the scheduler to reap them.
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("got %d goroutines after Close, want at most %d:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }
