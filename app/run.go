@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gofiber-template/sessions/migrations"
@@ -43,6 +44,10 @@ type Hooks struct {
 	// PoolConfig may change the database pool's configuration before the pool opens; tests
 	// install a pgx tracer here to count the statements the server sends.
 	PoolConfig func(*pgxpool.Config)
+	// SessionStorage, for benchmarks only, replaces the tiered store as the storage of Fiber's
+	// session middleware; sessions are then not bound to their user, so logging out everywhere
+	// misses them. bench/ sets it to Fiber's memory storage to measure a memory-only upper bound.
+	SessionStorage fiber.Storage
 }
 
 // Run runs the command in args (the program's arguments, without its name) and returns when it

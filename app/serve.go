@@ -40,7 +40,7 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s (HOST, PORT): %v", addr, err)
 	}
-	srv := newServer(cfg, db, store, h.Now, log)
+	srv := newServer(cfg, db, store, h, log)
 	served := make(chan error, 1)
 	go func() { served <- srv.Listener(ln) }()
 	log.Info("listening", "addr", ln.Addr().String())

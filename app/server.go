@@ -23,7 +23,7 @@ const (
 )
 
 // newServer returns the HTTP server with every route. It does not listen.
-func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, now func() time.Time, log *slog.Logger) *fiber.App {
+func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, h Hooks, log *slog.Logger) *fiber.App {
 	srv := fiber.New(fiber.Config{
 		BodyLimit:             bodyLimit,
 		ReadTimeout:           readTimeout,
@@ -34,7 +34,7 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, now func() ti
 	})
 	srv.Use(recover.New()) // a bug in one handler is a 500, not a dead process
 
-	sess := newSessions(store, cfg, now)
+	sess := newSessions(store, cfg, h.Now, h.SessionStorage)
 	users := newAccounts(db, cfg.QueryTimeout)
 	guard := sess.Guard
 

@@ -39,14 +39,21 @@ type sessions struct {
 	store *storage.Store
 	now   func() time.Time
 	touch int64 // TouchInterval in seconds
+	bind  bool  // whether sessions are bound to their owner in store (false only for Hooks.SessionStorage)
 }
 
 var _ handlers.Sessions = (*sessions)(nil)
 
-func newSessions(store *storage.Store, cfg Config, now func() time.Time) *sessions {
+// newSessions returns the sessions over store; a non-nil override replaces store as Fiber's
+// session storage (Hooks.SessionStorage, benchmarks only).
+func newSessions(store *storage.Store, cfg Config, now func() time.Time, override fiber.Storage) *sessions {
+	var st fiber.Storage = store
+	if override != nil {
+		st = override
+	}
 	return &sessions{
 		fiber: session.New(session.Config{
-			Storage:        store,
+			Storage:        st,
 			Expiration:     cfg.IdleTimeout,
 			KeyLookup:      "cookie:" + cookieName,
 			CookiePath:     "/",
@@ -58,6 +65,7 @@ func newSessions(store *storage.Store, cfg Config, now func() time.Time) *sessio
 		store: store,
 		now:   now,
 		touch: int64(cfg.TouchInterval / time.Second),
+		bind:  override == nil,
 	}
 }
 
@@ -81,6 +89,9 @@ func (s *sessions) Start(c *fiber.Ctx, u handlers.User) error {
 	sess.Set(keyTouched, s.now().Unix())
 	if err := sess.Save(); err != nil {
 		return fmt.Errorf("save session: %w", err)
+	}
+	if !s.bind {
+		return nil
 	}
 	// Until bound, the session would survive "log out everywhere". Bind follows Save at once.
 	if err := s.store.Bind(c.UserContext(), id, owner(u.ID)); err != nil {
