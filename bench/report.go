@@ -88,7 +88,7 @@ func (rep *report) markdown() string {
 	var b strings.Builder
 	o := rep.opts
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
-	p("## Warm `GET /me`, one session\n\n")
+	p("## Warm `GET /me`, one session per connection\n\n")
 	p("Machine: %s. Run %s, took %s. Server pinned to CPU %d; wrk (1 thread, %d connections), the bench, its 1 ms proxy and the bench database's Postgres backends on CPU %d. %v per run, %d runs per mode, interleaved; median (min–max).\n\n",
 		rep.machine, rep.started.Format("2006-01-02 15:04"), rep.elapsed.Round(time.Second), o.serverCore, o.conns, o.loadCore, o.duration, o.reps)
 	p("| mode | req/s | p50 µs | p99 µs | Postgres statements / 1k | session reads / 1k | RSS MiB |\n|---|---|---|---|---|---|---|\n")
@@ -123,7 +123,7 @@ func (rep *report) markdown() string {
 		target("Postgres statements per 1,000 warm /me (tiered): 0", fmt.Sprintf("%.2f (%.2f–%.2f); session reads %.2f", s.med, s.lo, s.hi, t.reads().med), s.hi < 0.005 && s.lo > -0.005)
 	}
 	if x, ok := ratio(rep.find("tiered", false), rep.find("memory", false)); ok {
-		target("tiered ÷ memory-only ≥ 0.95", fmt.Sprintf("%.2f", x), x >= 0.95)
+		target("tiered ÷ memory-only ≥ 0.95", fmt.Sprintf("%.3f", x), x >= 0.95)
 	}
 	if x, ok := ratio(rep.find("tiered", false), rep.find("postgres", false)); ok {
 		target("tiered ÷ Postgres-only ≥ 1.7 (loopback)", fmt.Sprintf("%.2f", x), x >= 1.7)
