@@ -27,8 +27,8 @@ const (
 // Limits on parameters read back from a stored hash, so that a corrupt or hostile row cannot
 // make one check take gigabytes or minutes.
 const (
-	maxArgonMemory  = 1024 * 1024 // KiB, 1 GiB
-	maxArgonTime    = 20
+	maxArgonMemory  = 256 * 1024 // KiB, 256 MiB
+	maxArgonTime    = 10
 	maxArgonThreads = 16
 	minArgonKeyLen  = 16
 	maxArgonKeyLen  = 128

@@ -67,7 +67,10 @@ func (a *accounts) Authenticate(ctx context.Context, email, password string) (ha
 	if err != nil {
 		return handlers.User{}, false, fmt.Errorf("check password of user %d: %w", u.ID, err)
 	}
-	return u, ok && known, nil
+	if !ok || !known {
+		return handlers.User{}, false, nil
+	}
+	return u, true, nil
 }
 
 // normaliseEmail is the form emails are stored and looked up in: trimmed and lower case.

@@ -1,0 +1,161 @@
+package app
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(vars map[string]string) func(string) string {
+	return func(name string) string { return vars[name] }
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := LoadConfig(env(nil))
+	if err != nil {
+		t.Fatalf("LoadConfig with nothing set: %v", err)
+	}
+	want := DefaultConfig()
+	want.TouchInterval = 168 * time.Hour / 100
+	if cfg != want {
+		t.Errorf("got %+v, want %+v", cfg, want)
+	}
+	if cfg.DatabaseURL != "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable" || cfg.Port != 3000 ||
+		cfg.CacheCapacity != 2000 || cfg.IdleTimeout != 168*time.Hour || !cfg.CookieSecure || !cfg.MigrateOnStart {
+		t.Errorf("defaults: got %+v, want the documented ones", cfg)
+	}
+}
+
+func TestLoadConfigValues(t *testing.T) {
+	t.Parallel()
+	cfg, err := LoadConfig(env(map[string]string{
+		"DATABASE_URL":           "postgres://app@db:5433/app",
+		"LISTEN_DATABASE_URL":    "postgres://app@db-direct:5432/app",
+		"MIGRATE_ON_START":       "false",
+		"DB_CONNECT_TIMEOUT":     "30s",
+		"DB_QUERY_TIMEOUT":       "500ms",
+		"HOST":                   "127.0.0.1",
+		"PORT":                   "8080",
+		"SHUTDOWN_TIMEOUT":       "3s",
+		"COOKIE_SECURE":          "false",
+		"SESSION_IDLE_TIMEOUT":   "30m",
+		"SESSION_TOUCH_INTERVAL": "10s",
+		"SESSION_CACHE_CAPACITY": "0",
+		"SESSION_CACHE_MAX_AGE":  "1m",
+		"SESSION_SWEEP_INTERVAL": "1h",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		DatabaseURL: "postgres://app@db:5433/app", ListenDatabaseURL: "postgres://app@db-direct:5432/app",
+		MigrateOnStart: false, ConnectTimeout: 30 * time.Second, QueryTimeout: 500 * time.Millisecond,
+		Host: "127.0.0.1", Port: 8080, ShutdownTimeout: 3 * time.Second, CookieSecure: false,
+		IdleTimeout: 30 * time.Minute, TouchInterval: 10 * time.Second, CacheCapacity: 0,
+		CacheMaxAge: time.Minute, SweepInterval: time.Hour,
+	}
+	if cfg != want {
+		t.Errorf("got %+v, want %+v", cfg, want)
+	}
+}
+
+func TestDefaultTouchInterval(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ idle, want time.Duration }{
+		{168 * time.Hour, 168 * time.Hour / 100},
+		{24 * time.Hour, 24 * time.Hour / 100},
+		{time.Hour, time.Minute},             // 1/100 would be under a minute
+		{90 * time.Second, 45 * time.Second}, // a minute would be most of the timeout
+		{2 * time.Second, time.Second},
+	}
+	for _, tt := range tests {
+		cfg, err := LoadConfig(env(map[string]string{"SESSION_IDLE_TIMEOUT": tt.idle.String()}))
+		if err != nil {
+			t.Fatalf("idle %v: %v", tt.idle, err)
+		}
+		if cfg.TouchInterval != tt.want {
+			t.Errorf("touch interval for idle %v: got %v, want %v", tt.idle, cfg.TouchInterval, tt.want)
+		}
+	}
+}
+
+func TestLoadConfigRejects(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		vars map[string]string
+		want []string // every one must appear in the error
+	}{
+		{"port not a number", map[string]string{"PORT": "http"}, []string{`PORT="http"`}},
+		{"port out of range", map[string]string{"PORT": "70000"}, []string{"PORT=70000"}},
+		{"negative port", map[string]string{"PORT": "-1"}, []string{"PORT=-1"}},
+		{"capacity negative", map[string]string{"SESSION_CACHE_CAPACITY": "-5"}, []string{"SESSION_CACHE_CAPACITY=-5"}},
+		{"capacity not a number", map[string]string{"SESSION_CACHE_CAPACITY": "lots"}, []string{"SESSION_CACHE_CAPACITY"}},
+		{"idle not a duration", map[string]string{"SESSION_IDLE_TIMEOUT": "7d"}, []string{`SESSION_IDLE_TIMEOUT="7d"`}},
+		{"idle too short", map[string]string{"SESSION_IDLE_TIMEOUT": "500ms"}, []string{"SESSION_IDLE_TIMEOUT=500ms"}},
+		{"touch not under idle", map[string]string{"SESSION_IDLE_TIMEOUT": "1h", "SESSION_TOUCH_INTERVAL": "1h"}, []string{"SESSION_TOUCH_INTERVAL=1h0m0s"}},
+		{"touch too short", map[string]string{"SESSION_TOUCH_INTERVAL": "10ms"}, []string{"SESSION_TOUCH_INTERVAL=10ms"}},
+		{"cookie secure not a bool", map[string]string{"COOKIE_SECURE": "yes please"}, []string{`COOKIE_SECURE="yes please"`}},
+		{"migrate not a bool", map[string]string{"MIGRATE_ON_START": "sometimes"}, []string{"MIGRATE_ON_START"}},
+		{"database url", map[string]string{"DATABASE_URL": "postgres://h:notaport/db"}, []string{"DATABASE_URL"}},
+		{"listen url", map[string]string{"LISTEN_DATABASE_URL": "postgres://h:notaport/db"}, []string{"LISTEN_DATABASE_URL"}},
+		{"zero query timeout", map[string]string{"DB_QUERY_TIMEOUT": "0s"}, []string{"DB_QUERY_TIMEOUT=0s"}},
+		{"negative connect timeout", map[string]string{"DB_CONNECT_TIMEOUT": "-1s"}, []string{"DB_CONNECT_TIMEOUT=-1s"}},
+		{"zero shutdown timeout", map[string]string{"SHUTDOWN_TIMEOUT": "0s"}, []string{"SHUTDOWN_TIMEOUT"}},
+		{"zero max age", map[string]string{"SESSION_CACHE_MAX_AGE": "0s"}, []string{"SESSION_CACHE_MAX_AGE"}},
+		{"zero sweep", map[string]string{"SESSION_SWEEP_INTERVAL": "0s"}, []string{"SESSION_SWEEP_INTERVAL"}},
+		{"several at once", map[string]string{"PORT": "x", "COOKIE_SECURE": "y", "SESSION_IDLE_TIMEOUT": "z"},
+			[]string{"PORT", "COOKIE_SECURE", "SESSION_IDLE_TIMEOUT"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := LoadConfig(env(tt.vars))
+			if err == nil {
+				t.Fatalf("got no error, want one naming %v", tt.want)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error spans lines, want one: %q", msg)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not name %s", msg, w)
+				}
+			}
+		})
+	}
+}
+
+func TestWithDotEnv(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, ".env")
+	if err := os.WriteFile(path, []byte("PORT=4000\nHOST=10.0.0.1\n# comment\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv, err := withDotEnv(env(map[string]string{"PORT": "5000"}), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := getenv("PORT"); got != "5000" {
+		t.Errorf("PORT set in both: got %q, want the environment's 5000", got)
+	}
+	if got := getenv("HOST"); got != "10.0.0.1" {
+		t.Errorf("HOST set in .env only: got %q, want 10.0.0.1", got)
+	}
+
+	if _, err := withDotEnv(env(nil), filepath.Join(dir, "missing")); err != nil {
+		t.Errorf("missing .env: got %v, want no error", err)
+	}
+	bad := filepath.Join(dir, "bad.env")
+	if err := os.WriteFile(bad, []byte("PORT='unterminated\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := withDotEnv(env(nil), bad); err == nil {
+		t.Errorf("malformed .env: got no error, want one")
+	}
+}

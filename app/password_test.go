@@ -1,0 +1,111 @@
+package app
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPasswordRoundTrip(t *testing.T) {
+	t.Parallel()
+	h := hashPassword("correct horse")
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Errorf("hash: got %q, want the argon2id PHC form with the documented parameters", h)
+	}
+	if ok, err := checkPassword(h, "correct horse"); !ok || err != nil {
+		t.Errorf("right password: got %v, %v, want true, nil", ok, err)
+	}
+	for _, wrong := range []string{"", "correct hors", "correct horse ", "Correct horse"} {
+		if ok, err := checkPassword(h, wrong); ok || err != nil {
+			t.Errorf("password %q: got %v, %v, want false, nil", wrong, ok, err)
+		}
+	}
+	if h2 := hashPassword("correct horse"); h2 == h {
+		t.Errorf("two hashes of one password are equal: the salt is not random")
+	}
+}
+
+// The dummy hash checked for unknown emails must cost what a real one does.
+func TestDummyHashUsesCurrentParameters(t *testing.T) {
+	t.Parallel()
+	got, err := parseHash(dummyHash())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := parseHash(hashPassword("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.memory != want.memory || got.time != want.time || got.threads != want.threads || len(got.key) != len(want.key) {
+		t.Errorf("dummy hash parameters: got %+v, want those of a new hash %+v", got, want)
+	}
+}
+
+func TestCheckPasswordRejectsMalformedHashes(t *testing.T) {
+	t.Parallel()
+	good := hashPassword("pw")
+	parts := strings.Split(good, "$")
+	with := func(i int, v string) string {
+		p := append([]string(nil), parts...)
+		p[i] = v
+		return strings.Join(p, "$")
+	}
+	tests := map[string]string{
+		"empty":             "",
+		"bcrypt":            "$2a$10$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234",
+		"argon2i":           with(1, "argon2i"),
+		"other version":     with(2, "v=16"),
+		"missing parameter": with(3, "m=19456,t=2"),
+		"padded parameter":  with(3, "m=019456,t=2,p=1"),
+		"huge memory":       with(3, "m=4294967295,t=2,p=1"),
+		"huge time":         with(3, "m=19456,t=1000000,p=1"),
+		"zero threads":      with(3, "m=19456,t=2,p=0"),
+		"negative time":     with(3, "m=19456,t=-2,p=1"),
+		"salt not base64":   with(4, "!!!!"),
+		"short salt":        with(4, "AAAA"),
+		"key not base64":    with(5, "%%%%"),
+		"short key":         with(5, "AAAA"),
+		"extra field":       good + "$x",
+		"no leading dollar": strings.TrimPrefix(good, "$"),
+	}
+	for name, h := range tests {
+		if ok, err := checkPassword(h, "pw"); ok || err == nil {
+			t.Errorf("%s (%q): got %v, %v, want false and an error", name, h, ok, err)
+		}
+	}
+}
+
+func TestCheckNewPassword(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		password string
+		ok       bool
+	}{
+		{"", false},
+		{"1234567", false},
+		{"12345678", true},
+		{"ééééééé", false}, // 7 characters, 14 bytes
+		{"éééééééé", true},
+		{strings.Repeat("x", maxPasswordLen), true},
+		{strings.Repeat("x", maxPasswordLen+1), false},
+	}
+	for _, tt := range tests {
+		if err := checkNewPassword(tt.password); (err == nil) != tt.ok {
+			t.Errorf("checkNewPassword(%.20q): got %v, want ok=%v", tt.password, err, tt.ok)
+		}
+	}
+}
+
+// FuzzCheckPassword feeds arbitrary stored hashes to checkPassword: it must answer, never panic
+// and never run away with memory or time (the parameter limits).
+func FuzzCheckPassword(f *testing.F) {
+	f.Add(hashPassword("pw"), "pw")
+	f.Add("$argon2id$v=19$m=8,t=1,p=1$AAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA", "")
+	f.Add("$argon2id$v=19$m=19456,t=2,p=1$$", "x")
+	f.Add("$$$$$", "x")
+	f.Fuzz(func(t *testing.T, encoded, password string) {
+		ok, err := checkPassword(encoded, password)
+		if ok && err != nil {
+			t.Errorf("got ok with error %v", err)
+		}
+	})
+}

@@ -1,0 +1,244 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/gofiber-template/sessions/internal/pgtest"
+)
+
+// run calls Run the way main does, with vars as the whole environment.
+func run(t *testing.T, vars map[string]string, stdin string, args ...string) (string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := Run(context.Background(), args, env(vars), strings.NewReader(stdin), &stdout, &stderr)
+	return stdout.String(), err
+}
+
+func TestParseArgs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args    []string
+		want    command
+		wantErr bool
+	}{
+		{nil, command{name: "serve"}, false},
+		{[]string{"serve"}, command{name: "serve"}, false},
+		{[]string{"help"}, command{name: "help"}, false},
+		{[]string{"--help"}, command{name: "help"}, false},
+		{[]string{"migrate", "up"}, command{name: "migrate up"}, false},
+		{[]string{"migrate", "down"}, command{name: "migrate down"}, false},
+		{[]string{"migrate", "version"}, command{name: "migrate version"}, false},
+		{[]string{"user", "create", "a@b.c"}, command{name: "user create", email: "a@b.c"}, false},
+		{[]string{"user", "passwd", "a@b.c"}, command{name: "user passwd", email: "a@b.c"}, false},
+		{[]string{"serve", "now"}, command{}, true},
+		{[]string{"migrate"}, command{}, true},
+		{[]string{"migrate", "sideways"}, command{}, true},
+		{[]string{"user", "create"}, command{}, true},
+		{[]string{"user", "delete", "a@b.c"}, command{}, true},
+		{[]string{"user", "create", "a@b.c", "extra"}, command{}, true},
+		{[]string{"frobnicate"}, command{}, true},
+	}
+	for _, tt := range tests {
+		got, err := parseArgs(tt.args)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("parseArgs(%q): got %+v, %v; want %+v, error %v", tt.args, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestReadPassword(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in, want string
+		wantErr  bool
+	}{
+		{"secret\n", "secret", false},
+		{"secret\r\n", "secret", false},
+		{"secret", "secret", false}, // no final newline
+		{"  spaced out  \nsecond line\n", "  spaced out  ", false},
+		{"", "", true},
+	}
+	for _, tt := range tests {
+		got, err := readPassword(strings.NewReader(tt.in))
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("readPassword(%q): got %q, %v; want %q, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestRunHelp(t *testing.T) {
+	t.Parallel()
+	out, err := run(t, nil, "", "help")
+	if err != nil || !strings.Contains(out, "user passwd EMAIL") {
+		t.Errorf("help: got %q, %v; want the usage", out, err)
+	}
+}
+
+// Start-up failures are one line that names the cause; main prints it and exits 1.
+func TestRunStartupFailuresAreOneLine(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
+	tests := []struct {
+		name string
+		vars map[string]string
+		args []string
+		want []string
+	}{
+		{"bad setting", map[string]string{"SESSION_IDLE_TIMEOUT": "a week"}, nil, []string{"SESSION_IDLE_TIMEOUT"}},
+		{"unknown command", nil, []string{"start"}, []string{`"start"`, "help"}},
+		{"no database", map[string]string{
+			"DATABASE_URL":       "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable",
+			"DB_CONNECT_TIMEOUT": "300ms",
+		}, nil, []string{"127.0.0.1:1", "DATABASE_URL", "db:up"}},
+		{"no database for migrate", map[string]string{
+			"DATABASE_URL":       "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable",
+			"DB_CONNECT_TIMEOUT": "300ms",
+		}, []string{"migrate", "up"}, []string{"127.0.0.1:1", "DATABASE_URL"}},
+		{"no such database", map[string]string{
+			"DATABASE_URL": strings.Replace(pgtest.AdminURL(), "/postgres?", "/no_such_database_here?", 1),
+		}, nil, []string{"does not exist", "DATABASE_URL"}},
+		{"port taken", map[string]string{"DATABASE_URL": pgtest.NewURL(t), "HOST": "127.0.0.1", "PORT": takenPort}, nil,
+			[]string{"127.0.0.1:" + takenPort, "PORT"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := run(t, tt.vars, "", tt.args...)
+			if err == nil {
+				t.Fatalf("got no error, want one naming %q", tt.want)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error spans lines, want one: %q", msg)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not mention %s", msg, w)
+				}
+			}
+		})
+	}
+}
+
+func TestUserCommands(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{"DATABASE_URL": pgtest.NewURL(t)}
+
+	out, err := run(t, vars, "first password\n", "user", "create", " Ada@Example.com ")
+	if err != nil || !strings.Contains(out, "created user 1 ada@example.com") {
+		t.Fatalf("user create: got %q, %v; want created user 1 ada@example.com", out, err)
+	}
+
+	failures := []struct {
+		name, stdin string
+		args        []string
+		want        string
+	}{
+		{"duplicate email", "another password\n", []string{"user", "create", "ADA@example.com"}, "already exists"},
+		{"bad email", "another password\n", []string{"user", "create", "not an email"}, "not an email address"},
+		{"display name", "another password\n", []string{"user", "create", "Ada <ada2@example.com>"}, "not an email address"},
+		{"short password", "short\n", []string{"user", "create", "bob@example.com"}, "password too short"},
+		{"no password", "", []string{"user", "create", "bob@example.com"}, "no password on standard input"},
+		{"unknown user", "a fine password\n", []string{"user", "passwd", "nobody@example.com"}, "no user with email nobody@example.com"},
+		{"short new password", "short\n", []string{"user", "passwd", "ada@example.com"}, "password too short"},
+	}
+	for _, tt := range failures {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := run(t, vars, tt.stdin, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error saying %q", err, tt.want)
+			}
+		})
+	}
+
+	out, err = run(t, vars, "second password\n", "user", "passwd", "ada@EXAMPLE.com")
+	if err != nil || !strings.Contains(out, "ended 0 sessions") {
+		t.Fatalf("user passwd: got %q, %v", out, err)
+	}
+	a := newAccounts(pgtest.Pool(t, vars["DATABASE_URL"]), DefaultConfig().QueryTimeout)
+	for pw, want := range map[string]bool{"first password": false, "second password": true} {
+		u, ok, err := a.Authenticate(context.Background(), "ADA@example.com", pw)
+		if err != nil || ok != want || (ok && u.Email != "ada@example.com") {
+			t.Errorf("Authenticate with %q after passwd: got %+v, %v, %v; want ok=%v", pw, u, ok, err, want)
+		}
+	}
+}
+
+func TestMigrateCommands(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{"DATABASE_URL": pgtest.NewURL(t)} // migrated to the latest
+	latest, err := run(t, vars, "", "migrate", "version")
+	if err != nil || !strings.HasPrefix(latest, "schema version ") {
+		t.Fatalf("migrate version: got %q, %v", latest, err)
+	}
+	down, err := run(t, vars, "", "migrate", "down")
+	if err != nil || down == latest {
+		t.Fatalf("migrate down: got %q, %v; want a version below %q", down, err, latest)
+	}
+	up, err := run(t, vars, "", "migrate", "up")
+	if err != nil || up != latest {
+		t.Fatalf("migrate up: got %q, %v; want %q", up, err, latest)
+	}
+}
+
+func TestAuthenticateUnknownAndWrongLookAlike(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewPool(t)
+	if _, err := createUser(context.Background(), db, "ada@example.com", "the password"); err != nil {
+		t.Fatal(err)
+	}
+	a := newAccounts(db, DefaultConfig().QueryTimeout)
+	for _, tt := range []struct{ email, password string }{
+		{"ada@example.com", "wrong password"},
+		{"nobody@example.com", "wrong password"},
+		{"", ""},
+	} {
+		u, ok, err := a.Authenticate(context.Background(), tt.email, tt.password)
+		if ok || err != nil || u.ID != 0 {
+			t.Errorf("Authenticate(%q, %q): got %+v, %v, %v; want zero user, false, nil", tt.email, tt.password, u, ok, err)
+		}
+	}
+}
+
+func TestAuthenticateCancelled(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewPool(t)
+	a := newAccounts(db, DefaultConfig().QueryTimeout)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, ok, err := a.Authenticate(ctx, "ada@example.com", "pw"); ok || !errors.Is(err, context.Canceled) {
+		t.Errorf("Authenticate with a cancelled context: got %v, %v; want false, context.Canceled", ok, err)
+	}
+}
+
+// BenchmarkAuthenticate compares the two failures a client must not tell apart. Their times
+// belong in notes, not in assertions.
+func BenchmarkAuthenticate(b *testing.B) {
+	db, _ := pgtest.NewPool(b)
+	if _, err := createUser(context.Background(), db, "ada@example.com", "the password"); err != nil {
+		b.Fatal(err)
+	}
+	a := newAccounts(db, DefaultConfig().QueryTimeout)
+	for _, bb := range []struct{ name, email string }{
+		{"WrongPassword", "ada@example.com"},
+		{"UnknownEmail", "nobody@example.com"},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, ok, err := a.Authenticate(context.Background(), bb.email, "wrong password"); ok || err != nil {
+					b.Fatal(ok, err)
+				}
+			}
+		})
+	}
+}

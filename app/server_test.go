@@ -1,0 +1,58 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/gofiber-template/sessions/storage"
+)
+
+func TestErrorHandler(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		err      error
+		wantCode int
+		wantBody string
+		wantLog  bool
+	}{
+		{"fiber error", fiber.NewError(fiber.StatusTeapot, "short and stout"), 418, `{"error":"short and stout"}`, false},
+		{"wrapped fiber error", fmt.Errorf("ctx: %w", fiber.ErrBadRequest), 400, `{"error":"Bad Request"}`, false},
+		{"session deleted meanwhile", fmt.Errorf("refresh session: %w", storage.ErrDeleted), 401, `{"error":"login required"}`, false},
+		{"database too slow", fmt.Errorf("find user: %w", context.DeadlineExceeded), 503, `{"error":"service unavailable"}`, true},
+		{"anything else", errors.New("secret detail: password=hunter2"), 500, `{"error":"internal server error"}`, true},
+		{"service unavailable with cause", fmt.Errorf("%w: %w", fiber.NewError(503, "database unavailable"), errors.New("dial tcp: refused")),
+			503, `{"error":"database unavailable"}`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var logs bytes.Buffer
+			srv := fiber.New(fiber.Config{ErrorHandler: errorHandler(slog.New(slog.NewTextHandler(&logs, nil)))})
+			srv.Get("/", func(*fiber.Ctx) error { return tt.err })
+			resp, err := srv.Test(httptest.NewRequest("GET", "/", nil), -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.wantCode || string(body) != tt.wantBody {
+				t.Errorf("got %d %s, want %d %s", resp.StatusCode, body, tt.wantCode, tt.wantBody)
+			}
+			if logged := logs.Len() > 0; logged != tt.wantLog {
+				t.Errorf("logged %q; want a log line: %v", logs.String(), tt.wantLog)
+			}
+			if tt.wantLog && !strings.Contains(logs.String(), tt.err.Error()) {
+				t.Errorf("log %q lacks the error %q", logs.String(), tt.err)
+			}
+		})
+	}
+}
