@@ -8,18 +8,15 @@ import (
 	"time"
 )
 
-// fakeTier stands in for Postgres in unit tests: rows with expiries in unix seconds, tombstones
-// that refuse writes to deleted keys (as the migration's trigger does), injectable errors, and
-// hooks that let a test stop a call half-way to force an interleaving.
+// fakeTier stands in for Postgres in unit tests: the semantics of mapTier (rows with expiries in
+// unix seconds, tombstones that refuse writes to deleted keys, as the migration's trigger does),
+// plus injectable errors and hooks that stop a call half-way to force an interleaving.
 type fakeTier struct {
-	mu     sync.Mutex
-	now    func() time.Time
-	rows   map[string]fakeRow
-	tombs  map[string]int64
+	*mapTier
 	getErr error
 	setErr error
 	// beforeGet, if set, runs inside get before the row is read; afterGet after it is read
-	// and before it is returned. They may block.
+	// and before it is returned; afterSet after the row is written. They may block.
 	beforeGet func(ctx context.Context, key string) error
 	afterGet  func(key string)
 	afterSet  func(key string)
@@ -27,13 +24,8 @@ type fakeTier struct {
 	sets      atomic.Int64
 }
 
-type fakeRow struct {
-	v []byte
-	e int64
-}
-
 func newFakeTier(now func() time.Time) *fakeTier {
-	return &fakeTier{now: now, rows: map[string]fakeRow{}, tombs: map[string]int64{}}
+	return &fakeTier{mapTier: newMapTier(now)}
 }
 
 func (t *fakeTier) get(ctx context.Context, key string) ([]byte, int64, error) {
@@ -43,78 +35,28 @@ func (t *fakeTier) get(ctx context.Context, key string) ([]byte, int64, error) {
 			return nil, 0, err
 		}
 	}
-	t.mu.Lock()
-	r, ok := t.rows[key]
-	err := t.getErr
-	t.mu.Unlock()
+	v, e, err := t.mapTier.get(ctx, key)
 	if t.afterGet != nil {
 		t.afterGet(key)
 	}
-	if err != nil {
-		return nil, 0, err
+	if t.getErr != nil {
+		return nil, 0, t.getErr
 	}
-	if !ok {
-		return nil, 0, nil
-	}
-	return append([]byte(nil), r.v...), r.e, nil
+	return v, e, err
 }
 
 func (t *fakeTier) set(ctx context.Context, key string, val []byte, exp time.Duration) error {
 	t.sets.Add(1)
-	t.mu.Lock()
 	if t.setErr != nil {
-		err := t.setErr
-		t.mu.Unlock()
+		return t.setErr
+	}
+	if err := t.mapTier.set(ctx, key, val, exp); err != nil {
 		return err
 	}
-	now := t.now()
-	if e, ok := t.tombs[key]; ok && e > now.Unix() {
-		t.mu.Unlock()
-		return ErrDeleted
-	}
-	t.rows[key] = fakeRow{v: append([]byte(nil), val...), e: rowExpiry(now, exp)}
-	t.mu.Unlock()
 	if t.afterSet != nil {
 		t.afterSet(key)
 	}
-	return ctx.Err()
-}
-
-func (t *fakeTier) delete(_ context.Context, key string) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.deleteLocked(key)
-	return nil
-}
-
-func (t *fakeTier) deleteLocked(key string) {
-	r, ok := t.rows[key]
-	if !ok {
-		return
-	}
-	delete(t.rows, key)
-	now := t.now().Unix()
-	if r.e == 0 {
-		t.tombs[key] = now + 7*86400
-	} else if r.e > now {
-		t.tombs[key] = r.e
-	}
-}
-
-func (t *fakeTier) reset(context.Context) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	clear(t.rows)
-	return nil
-}
-
-func (t *fakeTier) close() error { return nil }
-
-// put writes a row directly, as another instance or an operator would.
-func (t *fakeTier) put(key string, val []byte, e int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.rows[key] = fakeRow{v: append([]byte(nil), val...), e: e}
+	return ctx.Err() // a deadline that strikes after the commit
 }
 
 var errBoom = errors.New("boom")

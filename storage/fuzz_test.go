@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// FuzzStoreModel runs random sequences of Get, Set, Delete, writes and deletes by another
+// FuzzStoreModel runs random sequences of Get, GetDecoded, Set, Delete, writes and deletes by another
 // instance (with their notifications), listener loss, Reset and clock moves against a Store
 // over the stand-in tier and against a plain map, and requires the same answers. The memory
 // tier holds two entries, so eviction is exercised too. Seeds live in testdata/fuzz.
@@ -26,6 +26,7 @@ func runProg(t *testing.T, prog []byte) {
 		cfg.Capacity = 2
 		cfg.MaxAge = 5 * time.Second
 		cfg.Now = clock.Now
+		cfg.Decode = func(v []byte) (any, error) { return string(v), nil }
 		ft := newFakeTier(clock.Now)
 		s := newStore(ft, cfg)
 		defer s.Close()
@@ -47,8 +48,18 @@ func runProg(t *testing.T, prog []byte) {
 			key := keys[int(next())%len(keys)]
 			h := hashKey(key)
 			switch op {
-			case 0: // Get
-				got, err := s.Get(key)
+			case 0: // Get, or GetDecoded (whose decoded form lives with the memory entry)
+				var got []byte
+				var err error
+				if next()%2 == 0 {
+					got, err = s.Get(key)
+				} else {
+					var d any
+					d, err = s.GetDecoded(context.Background(), key)
+					if d != nil {
+						got = []byte(d.(string))
+					}
+				}
 				if err != nil {
 					t.Fatalf("step %d: Get(%s): %v", i, key, err)
 				}

@@ -23,10 +23,13 @@ type memTier struct {
 }
 
 type node struct {
-	key        string
-	deadline   time.Time // the entry is served strictly before this instant
-	rowExpiry  int64     // the Postgres row's expiry in unix seconds, 0 for none
-	digest     [sha256.Size]byte
+	key       string
+	deadline  time.Time // the entry is served strictly before this instant
+	rowExpiry int64     // the Postgres row's expiry in unix seconds, 0 for none
+	digest    [sha256.Size]byte
+	// decoded is Config.Decode of the value, once a GetDecoded has computed it; nil until then
+	// and again whenever the value changes.
+	decoded    any
 	prev, next *node
 }
 
@@ -45,12 +48,7 @@ func newMemTier(capacity int) *memTier {
 // get returns a copy of the value of key if it is present and not expired at now, and marks it
 // most recently used. An expired entry is removed.
 func (m *memTier) get(key string, now time.Time) ([]byte, bool) {
-	n, ok := m.index[key]
-	if !ok {
-		return nil, false
-	}
-	if !now.Before(n.deadline) {
-		m.remove(key)
+	if _, ok := m.touch(key, now); !ok {
 		return nil, false
 	}
 	val, _ := m.db.Get(key) // memory/v2 returns a copy
@@ -59,16 +57,30 @@ func (m *memTier) get(key string, now time.Time) ([]byte, bool) {
 		m.remove(key)
 		return nil, false
 	}
+	return val, true
+}
+
+// touch returns the bookkeeping of key if it is present and not expired at now, and marks it
+// most recently used. An expired entry is removed.
+func (m *memTier) touch(key string, now time.Time) (*node, bool) {
+	n, ok := m.index[key]
+	if !ok {
+		return nil, false
+	}
+	if !now.Before(n.deadline) {
+		m.remove(key)
+		return nil, false
+	}
 	m.unlink(n)
 	m.pushFront(n)
-	return val, true
+	return n, true
 }
 
 // put stores a copy of val under key until deadline and reports how many entries were evicted
 // to make room for it.
 func (m *memTier) put(key string, val []byte, deadline time.Time, rowExpiry int64, digest [sha256.Size]byte) (evicted int) {
 	if n, ok := m.index[key]; ok {
-		n.deadline, n.rowExpiry, n.digest = deadline, rowExpiry, digest
+		n.deadline, n.rowExpiry, n.digest, n.decoded = deadline, rowExpiry, digest, nil
 		m.unlink(n)
 		m.pushFront(n)
 		_ = m.db.Set(key, val, 0)

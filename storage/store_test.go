@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -668,5 +669,73 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 	if n := runtime.NumGoroutine(); n > before {
 		buf := make([]byte, 1<<16)
 		t.Fatalf("got %d goroutines after Close, want at most %d:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// decodeCounting is a Config.Decode that counts its calls and returns a *string.
+func decodeCounting(n *atomic.Int64) func([]byte) (any, error) {
+	return func(v []byte) (any, error) {
+		n.Add(1)
+		if string(v) == "undecodable" {
+			return nil, errBoom
+		}
+		s := string(v)
+		return &s, nil
+	}
+}
+
+func TestGetDecodedDecodesOncePerValue(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	var decodes atomic.Int64
+	s.cfg.Decode = decodeCounting(&decodes)
+	ctx := context.Background()
+	mustSet(t, s, "a", "v1", time.Hour)
+
+	first, err := s.GetDecoded(ctx, "a")
+	if err != nil || *first.(*string) != "v1" {
+		t.Fatalf("got %v, %v; want v1", first, err)
+	}
+	for range 10 {
+		got, err := s.GetDecoded(ctx, "a")
+		if err != nil || got != first {
+			t.Fatalf("got %v, %v; want the same decoded value as before", got, err)
+		}
+	}
+	if decodes.Load() != 1 || ft.gets.Load() != 0 {
+		t.Fatalf("got %d decodes and %d tier reads for 11 calls, want 1 and 0", decodes.Load(), ft.gets.Load())
+	}
+
+	mustSet(t, s, "a", "v2", time.Hour) // a new value is decoded anew
+	if got, _ := s.GetDecoded(ctx, "a"); *got.(*string) != "v2" {
+		t.Fatalf("got %q, want v2", *got.(*string))
+	}
+	s.apply(updatePayload(hashKey("a"), "v3", clock.Now().Unix()+100)) // another instance wrote
+	ft.put(hashKey("a"), []byte("v3"), clock.Now().Unix()+100)
+	if got, _ := s.GetDecoded(ctx, "a"); *got.(*string) != "v3" {
+		t.Fatalf("got %q after an invalidation, want v3", *got.(*string))
+	}
+	if err := s.Delete("a"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetDecoded(ctx, "a"); got != nil || err != nil {
+		t.Fatalf("got %v, %v after Delete; want nil, nil", got, err)
+	}
+}
+
+func TestGetDecodedErrors(t *testing.T) {
+	s, _, _ := newTestStore(t, 10)
+	if _, err := s.GetDecoded(context.Background(), "a"); err == nil {
+		t.Fatal("GetDecoded without Config.Decode succeeded")
+	}
+	var decodes atomic.Int64
+	s.cfg.Decode = decodeCounting(&decodes)
+	mustSet(t, s, "bad", "undecodable", time.Hour)
+	for range 2 {
+		if _, err := s.GetDecoded(context.Background(), "bad"); !errors.Is(err, errBoom) {
+			t.Fatalf("got %v, want %v", err, errBoom)
+		}
+	}
+	if decodes.Load() != 2 {
+		t.Fatalf("got %d decodes, want 2: a failed decode must not be kept", decodes.Load())
 	}
 }

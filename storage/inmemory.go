@@ -1,0 +1,92 @@
+package storage
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// NewInMemory returns a Store whose source of truth is a map in this process: nothing persists,
+// nothing is shared with other instances, and Bind and DeleteOwner are unavailable. It runs the
+// very same memory tier and read path as New, which makes it the upper bound that bench/ holds
+// the Postgres-backed store against; it also serves tests that need a store without a database.
+// Deleted keys keep a tombstone until they would have expired, as in Postgres.
+func NewInMemory(cfg Config) (*Store, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return newStore(newMapTier(cfg.Now), cfg), nil
+}
+
+// mapTier is a tier held in a map, with the semantics of the sessions table and its triggers:
+// expiries in whole unix seconds, and tombstones that refuse writes to a deleted key.
+type mapTier struct {
+	mu    sync.Mutex
+	now   func() time.Time
+	rows  map[string]mapRow
+	tombs map[string]int64
+}
+
+type mapRow struct {
+	v []byte
+	e int64
+}
+
+func newMapTier(now func() time.Time) *mapTier {
+	return &mapTier{now: now, rows: map[string]mapRow{}, tombs: map[string]int64{}}
+}
+
+func (t *mapTier) get(_ context.Context, key string) ([]byte, int64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.rows[key]
+	if !ok {
+		return nil, 0, nil
+	}
+	return append([]byte(nil), r.v...), r.e, nil
+}
+
+func (t *mapTier) set(_ context.Context, key string, val []byte, exp time.Duration) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	if e, ok := t.tombs[key]; ok && e > now.Unix() {
+		return ErrDeleted
+	}
+	t.rows[key] = mapRow{v: append([]byte(nil), val...), e: rowExpiry(now, exp)}
+	return nil
+}
+
+func (t *mapTier) delete(_ context.Context, key string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.rows[key]
+	if !ok {
+		return nil
+	}
+	delete(t.rows, key)
+	now := t.now().Unix()
+	switch {
+	case r.e == 0:
+		t.tombs[key] = now + 7*86400
+	case r.e > now:
+		t.tombs[key] = r.e
+	}
+	return nil
+}
+
+func (t *mapTier) reset(context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	clear(t.rows)
+	return nil
+}
+
+func (t *mapTier) close() error { return nil }
+
+// put writes a row directly, bypassing tombstones, as an operator's UPDATE would.
+func (t *mapTier) put(key string, val []byte, e int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.rows[key] = mapRow{v: append([]byte(nil), val...), e: e}
+}
