@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gofiber-template/sessions/handlers"
@@ -50,18 +51,22 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, h Hooks, log 
 
 // errorHandler is the one place where errors become HTTP responses, all shaped
 // {"error": "message"}. A *fiber.Error anywhere in the chain gives its status and message; a
-// session deleted under the request gives 401; a database that did not answer in time gives 503;
-// anything else is a 500 whose details go to the log, never to the client.
+// session deleted under the request gives 401; a database that cannot be reached or did not
+// answer in time gives 503; anything else is a 500 whose details go to the log, never to the
+// client.
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		code, msg := fiber.StatusInternalServerError, "internal server error"
-		var fe *fiber.Error
+		var (
+			fe         *fiber.Error
+			connectErr *pgconn.ConnectError
+		)
 		switch {
 		case errors.As(err, &fe):
 			code, msg = fe.Code, fe.Message
 		case errors.Is(err, storage.ErrDeleted):
 			code, msg = errLoginRequired.Code, errLoginRequired.Message
-		case errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &connectErr):
 			code, msg = fiber.StatusServiceUnavailable, "service unavailable"
 		}
 		if code >= fiber.StatusInternalServerError {

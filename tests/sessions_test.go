@@ -543,3 +543,37 @@ func withCookieJar(t *testing.T, s *server, value string) *http.Client {
 	c.Jar.SetCookies(req.URL, []*http.Cookie{{Name: "session", Value: value, Path: "/"}})
 	return c
 }
+
+func TestDatabaseGone(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	env := baseEnv(dbURL)
+	env["SESSION_CACHE_CAPACITY"] = "0" // every /me reads Postgres
+	env["DB_QUERY_TIMEOUT"] = "1s"
+	s := startServer(t, env, app.Hooks{})
+	c := newClient(t)
+	mustLogin(t, c, s, email, password)
+
+	admin := pgtest.Pool(t, pgtest.AdminURL())
+	name := dbURL[strings.LastIndex(dbURL, "/")+1:]
+	name = name[:strings.IndexByte(name+"?", '?')]
+	pgtest.Exec(t, admin, "DROP DATABASE "+name+" WITH (FORCE)")
+
+	for _, tt := range []struct {
+		path string
+		want int
+	}{
+		{"/healthz", http.StatusOK},
+		{"/readyz", http.StatusServiceUnavailable},
+		{"/me", http.StatusServiceUnavailable},
+	} {
+		if status, body := do(t, c, "GET", s.URL+tt.path, "", ""); status != tt.want {
+			t.Errorf("GET %s with the database gone: got %d %s, want %d", tt.path, status, body, tt.want)
+		}
+	}
+	status, body := do(t, c, "POST", s.URL+"/login", "application/json", loginBody(email, password))
+	if status != http.StatusServiceUnavailable {
+		t.Errorf("POST /login with the database gone: got %d %s, want 503", status, body)
+	}
+}
