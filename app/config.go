@@ -143,6 +143,7 @@ func (c Config) storeConfig(now func() time.Time) storage.Config {
 	st.ListenURL = c.ListenDatabaseURL
 	st.SweepInterval = c.SweepInterval
 	st.Now = now
+	st.Decode = decodeSession // what the guard reads (sessions.Guard)
 	return st
 }
 

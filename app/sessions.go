@@ -1,7 +1,10 @@
 package app
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
+	"encoding/gob"
 	"errors"
 	"fmt"
 	"strconv"
@@ -17,9 +20,8 @@ import (
 // cookieName is the session cookie's name.
 const cookieName = "session"
 
-// What a session holds: a few primitives, so that Fiber's gob encoding stays small and the guard
-// decodes it cheaply on every request. A session is never read from the database again just to
-// serve /me: everything the guard hands a handler is here.
+// What a session holds: a few primitives, so that Fiber's gob encoding stays small. Everything
+// the guard hands a handler is here: serving /me reads nothing else.
 const (
 	keyUserID  = "uid"   // int64, users.id
 	keyEmail   = "email" // string
@@ -31,15 +33,43 @@ var errLoginRequired = fiber.NewError(fiber.StatusUnauthorized, "login required"
 // sessions runs login sessions on Fiber's session middleware over the tiered store. It
 // implements handlers.Sessions and provides the guard. It is safe for concurrent use.
 //
+// Fiber's middleware writes sessions (login, refresh, logout). The guard reads them through the
+// store's decoded form instead (see sessionData), because the middleware would gob-decode the
+// session again on every request.
+//
 // Fiber v2's session has two traps handled here: Save leaves the session locked when the store
 // fails, so a session whose Save failed is dropped, never used again; and its cookie is not
 // HttpOnly unless asked.
 type sessions struct {
 	fiber *session.Store
 	store *storage.Store
+	// read returns the decoded session (a *sessionData) of a session id, or nil without one.
+	read  func(ctx context.Context, id string) (any, error)
 	now   func() time.Time
 	touch int64 // TouchInterval in seconds
 	bind  bool  // whether sessions are bound to their owner in store (false only for Hooks.SessionStorage)
+}
+
+// sessionData is a session as the guard reads it. The store decodes each stored value once
+// (storage.Config.Decode, set to decodeSession) and hands the same *sessionData to every
+// request until the value changes, so it is never modified.
+type sessionData struct {
+	user    handlers.User // ID 0: not a login session
+	touched int64         // keyTouched
+}
+
+// decodeSession turns a stored session, the gob-encoded map Fiber's middleware saves, into a
+// *sessionData.
+func decodeSession(val []byte) (any, error) {
+	var m map[string]any
+	if err := gob.NewDecoder(bytes.NewReader(val)).Decode(&m); err != nil {
+		return nil, fmt.Errorf("decode session: %w", err)
+	}
+	d := &sessionData{}
+	d.user.ID, _ = m[keyUserID].(int64)
+	d.user.Email, _ = m[keyEmail].(string)
+	d.touched, _ = m[keyTouched].(int64)
+	return d, nil
 }
 
 var _ handlers.Sessions = (*sessions)(nil)
@@ -48,8 +78,16 @@ var _ handlers.Sessions = (*sessions)(nil)
 // session storage (Hooks.SessionStorage, benchmarks only).
 func newSessions(store *storage.Store, cfg Config, now func() time.Time, override fiber.Storage) *sessions {
 	var st fiber.Storage = store
+	read := store.GetDecoded
 	if override != nil {
 		st = override
+		read = func(_ context.Context, id string) (any, error) {
+			val, err := override.Get(id)
+			if err != nil || val == nil {
+				return nil, err
+			}
+			return decodeSession(val)
+		}
 	}
 	return &sessions{
 		fiber: session.New(session.Config{
@@ -63,6 +101,7 @@ func newSessions(store *storage.Store, cfg Config, now func() time.Time, overrid
 			KeyGenerator:   rand.Text, // 130 random bits
 		}),
 		store: store,
+		read:  read,
 		now:   now,
 		touch: int64(cfg.TouchInterval / time.Second),
 		bind:  override == nil,
@@ -123,34 +162,52 @@ func (s *sessions) EndAll(c *fiber.Ctx, u handlers.User) error {
 }
 
 // Guard is the middleware in front of every protected route. It answers 401 unless the request
-// carries a live session, and hands the handler the session's user (handlers.CurrentUser).
+// carries a live session, and hands the handler the session's user (handlers.CurrentUser). For a
+// session in memory it sends nothing to the database and decodes nothing.
 //
 // It refreshes the session's expiry, in the store and in the cookie, at most once per touch
-// interval: steady use of one session costs one write per interval, and most requests none. A
-// session used at least once per idle timeout minus touch interval never expires. The refresh
-// never brings back a session logged out meanwhile: the store refuses it (storage.ErrDeleted)
-// and the request gets 401.
+// interval: steady use of one session costs one write per interval, and most requests none. The
+// refresh never brings back a session logged out meanwhile: the store refuses it
+// (storage.ErrDeleted) and the request gets 401.
 func (s *sessions) Guard(c *fiber.Ctx) error {
+	id := c.Cookies(cookieName)
+	if id == "" {
+		return errLoginRequired
+	}
+	v, err := s.read(c.UserContext(), id)
+	if err != nil {
+		return fmt.Errorf("load session: %w", err)
+	}
+	d, _ := v.(*sessionData)
+	if d == nil || d.user.ID == 0 {
+		return errLoginRequired
+	}
+	if now := s.now().Unix(); now-d.touched >= s.touch {
+		if err := s.refresh(c, now); err != nil {
+			return err
+		}
+	}
+	handlers.SetUser(c, d.user)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Next()
+}
+
+// refresh moves the expiry of the request's session, through Fiber's middleware so that the
+// cookie moves with it, and records now as its touch time.
+func (s *sessions) refresh(c *fiber.Ctx, now int64) error {
 	sess, err := s.fiber.Get(c)
 	if err != nil {
 		return fmt.Errorf("load session: %w", err)
 	}
-	uid, ok := sess.Get(keyUserID).(int64)
-	if !ok {
-		return errLoginRequired // no session, or not a login session; nothing was stored
+	if _, ok := sess.Get(keyUserID).(int64); !ok {
+		return errLoginRequired // ended since the guard read it
 	}
-	email, _ := sess.Get(keyEmail).(string)
-	touched, _ := sess.Get(keyTouched).(int64)
-	if now := s.now().Unix(); now-touched >= s.touch {
-		sess.Set(keyTouched, now)
-		if err := sess.Save(); err != nil {
-			if errors.Is(err, storage.ErrDeleted) {
-				return errLoginRequired
-			}
-			return fmt.Errorf("refresh session: %w", err)
+	sess.Set(keyTouched, now)
+	if err := sess.Save(); err != nil {
+		if errors.Is(err, storage.ErrDeleted) {
+			return errLoginRequired
 		}
+		return fmt.Errorf("refresh session: %w", err)
 	}
-	handlers.SetUser(c, handlers.User{ID: uid, Email: email})
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.Next()
+	return nil
 }

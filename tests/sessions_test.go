@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gofiber/storage/memory/v2"
+
 	"github.com/gofiber-template/sessions/app"
 	"github.com/gofiber-template/sessions/internal/pgtest"
 )
@@ -576,4 +578,23 @@ func TestDatabaseGone(t *testing.T) {
 	if status != http.StatusServiceUnavailable {
 		t.Errorf("POST /login with the database gone: got %d %s, want 503", status, body)
 	}
+}
+
+// bench/ swaps the session storage for Fiber's memory storage (app.Hooks.SessionStorage) to
+// measure an upper bound; the guard must read sessions from it too.
+func TestSessionStorageHook(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	s := startServer(t, baseEnv(dbURL), app.Hooks{SessionStorage: memory.New()})
+	c := newClient(t)
+	mustLogin(t, c, s, email, password)
+	mustMe(t, c, s, http.StatusOK)
+	if n := sessionRows(t, dbURL); n != 0 {
+		t.Errorf("sessions rows with the memory storage: got %d, want 0", n)
+	}
+	if status, _ := do(t, c, "POST", s.URL+"/logout", "", ""); status != http.StatusNoContent {
+		t.Errorf("logout: got %d, want 204", status)
+	}
+	mustMe(t, c, s, http.StatusUnauthorized)
 }
