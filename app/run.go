@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gofiber-template/sessions/migrations"
@@ -44,10 +43,11 @@ type Hooks struct {
 	// PoolConfig may change the database pool's configuration before the pool opens; tests
 	// install a pgx tracer here to count the statements the server sends.
 	PoolConfig func(*pgxpool.Config)
-	// SessionStorage, for benchmarks only, replaces the tiered store as the storage of Fiber's
-	// session middleware; sessions are then not bound to their user, so logging out everywhere
-	// misses them. bench/ sets it to Fiber's memory storage to measure a memory-only upper bound.
-	SessionStorage fiber.Storage
+	// InMemoryStore, for benchmarks only, keeps sessions in storage.NewInMemory instead of
+	// Postgres: the same store and read path with nothing persisted or shared, and sessions not
+	// bound to their user (logging out everywhere misses them). bench/ uses it to measure the
+	// upper bound the tiered store is held against.
+	InMemoryStore bool
 }
 
 // Run runs the command in args (the program's arguments, without its name) and returns when it

@@ -35,7 +35,7 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, h Hooks, log 
 	})
 	srv.Use(recover.New()) // a bug in one handler is a 500, not a dead process
 
-	sess := newSessions(store, cfg, h.Now, h.SessionStorage)
+	sess := newSessions(store, cfg, h.Now, !h.InMemoryStore)
 	users := newAccounts(db, cfg.QueryTimeout)
 	guard := sess.Guard
 

@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/gob"
 	"errors"
@@ -43,11 +42,9 @@ var errLoginRequired = fiber.NewError(fiber.StatusUnauthorized, "login required"
 type sessions struct {
 	fiber *session.Store
 	store *storage.Store
-	// read returns the decoded session (a *sessionData) of a session id, or nil without one.
-	read  func(ctx context.Context, id string) (any, error)
 	now   func() time.Time
 	touch int64 // TouchInterval in seconds
-	bind  bool  // whether sessions are bound to their owner in store (false only for Hooks.SessionStorage)
+	bind  bool  // whether sessions are bound to their owner (false only for Hooks.InMemoryStore)
 }
 
 // sessionData is a session as the guard reads it. The store decodes each stored value once
@@ -74,24 +71,13 @@ func decodeSession(val []byte) (any, error) {
 
 var _ handlers.Sessions = (*sessions)(nil)
 
-// newSessions returns the sessions over store; a non-nil override replaces store as Fiber's
-// session storage (Hooks.SessionStorage, benchmarks only).
-func newSessions(store *storage.Store, cfg Config, now func() time.Time, override fiber.Storage) *sessions {
-	var st fiber.Storage = store
-	read := store.GetDecoded
-	if override != nil {
-		st = override
-		read = func(_ context.Context, id string) (any, error) {
-			val, err := override.Get(id)
-			if err != nil || val == nil {
-				return nil, err
-			}
-			return decodeSession(val)
-		}
-	}
+// newSessions returns the sessions over store, whose Config.Decode must be decodeSession.
+// bind says whether to bind sessions to their user for logging out everywhere (false only for
+// Hooks.InMemoryStore, which cannot).
+func newSessions(store *storage.Store, cfg Config, now func() time.Time, bind bool) *sessions {
 	return &sessions{
 		fiber: session.New(session.Config{
-			Storage:        st,
+			Storage:        store,
 			Expiration:     cfg.IdleTimeout,
 			KeyLookup:      "cookie:" + cookieName,
 			CookiePath:     "/",
@@ -101,10 +87,9 @@ func newSessions(store *storage.Store, cfg Config, now func() time.Time, overrid
 			KeyGenerator:   rand.Text, // 130 random bits
 		}),
 		store: store,
-		read:  read,
 		now:   now,
 		touch: int64(cfg.TouchInterval / time.Second),
-		bind:  override == nil,
+		bind:  bind,
 	}
 }
 
@@ -174,7 +159,7 @@ func (s *sessions) Guard(c *fiber.Ctx) error {
 	if id == "" {
 		return errLoginRequired
 	}
-	v, err := s.read(c.UserContext(), id)
+	v, err := s.store.GetDecoded(c.UserContext(), id)
 	if err != nil {
 		return fmt.Errorf("load session: %w", err)
 	}

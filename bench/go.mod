@@ -7,7 +7,6 @@ replace github.com/gofiber-template/sessions => ../
 require (
 	github.com/gofiber-template/sessions v0.0.0-00010101000000-000000000000
 	github.com/gofiber/fiber/v2 v2.52.15
-	github.com/gofiber/storage/memory/v2 v2.1.2
 	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
 	github.com/jackc/pgx/v5 v5.12.0
 	golang.org/x/sys v0.50.0
@@ -22,6 +21,7 @@ require (
 	github.com/ajstarks/svgo v0.0.0-20211024235047-1546f124cd8b // indirect
 	github.com/andybalholm/brotli v1.1.0 // indirect
 	github.com/clipperhouse/uax29/v2 v2.7.0 // indirect
+	github.com/gofiber/storage/memory/v2 v2.1.2 // indirect
 	github.com/gofiber/storage/postgres/v3 v3.6.1 // indirect
 	github.com/golang-migrate/migrate/v4 v4.20.1 // indirect
 	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/storage/memory/v2"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/gofiber-template/sessions/app"
@@ -22,8 +21,9 @@ import (
 )
 
 // serveApp is the server under test: the template's app.Run, exactly as main.go runs it, plus a
-// control listener (store counters, pprof) that the bench reads. BENCH_STORE=memory swaps the
-// session storage for Fiber's memory storage through app.Hooks. It prints "READY addr ctl".
+// control listener (store counters, pprof) that the bench reads. BENCH_STORE=memory keeps the
+// sessions in storage.NewInMemory through app.Hooks.InMemoryStore: the same store and read path
+// with no Postgres tier. It prints "READY addr ctl".
 func serveApp() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -40,24 +40,23 @@ func serveApp() error {
 		_ = json.NewEncoder(w).Encode(store.Stats())
 	})
 	go func() { _ = http.Serve(ctl, nil) }()
-	h := app.Hooks{Ready: func(addr string, s *storage.Store) {
+	inMemory := os.Getenv("BENCH_STORE") == "memory"
+	h := app.Hooks{InMemoryStore: inMemory, Ready: func(addr string, s *storage.Store) {
+		if inMemory {
+			if err := seedMemory(ctx, s, os.Getenv("DATABASE_URL"), os.Getenv("BENCH_COOKIES")); err != nil {
+				fmt.Fprintln(os.Stderr, "seed in-memory store:", err)
+				os.Exit(1)
+			}
+		}
 		store = s
 		fmt.Printf("READY %s %s\n", addr, ctl.Addr())
 	}}
-	if os.Getenv("BENCH_STORE") == "memory" {
-		mem := memory.New()
-		if err := seedMemory(ctx, mem, os.Getenv("DATABASE_URL"), os.Getenv("BENCH_COOKIES")); err != nil {
-			return err
-		}
-		h.SessionStorage = mem
-	}
 	return app.Run(ctx, []string{"serve"}, os.Getenv, os.Stdin, os.Stdout, os.Stderr, h)
 }
 
-// seedMemory copies the sessions of the cookies listed in file from Postgres into mem, under
-// the cookie itself (Fiber's memory storage keys by session id, the tiered store by its hash),
-// so memory-only runs use the same sessions without a login (argon2id) per session.
-func seedMemory(ctx context.Context, mem *memory.Storage, dbURL, file string) error {
+// seedMemory copies the sessions of the cookies listed in file from Postgres into the in-memory
+// store, so memory-only runs use the same sessions without a login (argon2id) per session.
+func seedMemory(ctx context.Context, mem *storage.Store, dbURL, file string) error {
 	if file == "" {
 		return nil
 	}

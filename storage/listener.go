@@ -188,6 +188,7 @@ func parseChange(payload string) (change, error) {
 func (s *Store) apply(payload string) {
 	c, err := parseChange(payload)
 	s.stats.invalidations.Add(1)
+	defer s.callHook("notified", c.key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil || c.op == 'r' {

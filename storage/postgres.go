@@ -48,9 +48,10 @@ type pgTier struct {
 	own   *pgxpool.Pool // postgres/v3's: writes, deletes, reset, its expiry clean-up
 	pg    *postgres.Storage
 	query string
+	now   func() time.Time
 }
 
-func newPGTier(ctx context.Context, pool *pgxpool.Pool, gcInterval time.Duration) (t *pgTier, err error) {
+func newPGTier(ctx context.Context, pool *pgxpool.Pool, gcInterval time.Duration, now func() time.Time) (t *pgTier, err error) {
 	own, err := pgxpool.NewWithConfig(ctx, pool.Config())
 	if err != nil {
 		return nil, fmt.Errorf("storage: open pool: %w", err)
@@ -69,6 +70,7 @@ func newPGTier(ctx context.Context, pool *pgxpool.Pool, gcInterval time.Duration
 		own:   own,
 		pg:    pg,
 		query: "SELECT v, e FROM " + Table + " WHERE k = $1",
+		now:   now,
 	}, nil
 }
 
@@ -88,6 +90,11 @@ func (t *pgTier) get(ctx context.Context, key string) ([]byte, int64, error) {
 }
 
 func (t *pgTier) set(ctx context.Context, key string, val []byte, exp time.Duration) error {
+	if exp > 0 {
+		// postgres/v3 adds exp to time.Now; shift it so the row expires exp after the store's
+		// clock, which every expiry check of the store uses (they differ only under a test clock).
+		exp = max(exp+t.now().Sub(time.Now()), time.Nanosecond)
+	}
 	err := t.pg.SetWithContext(ctx, key, val, exp)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == sqlStateDeleted {

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -146,7 +147,7 @@ type Store struct {
 
 	stats counters
 	// hook, when set by tests, is called at named points of an operation.
-	hook func(point string, key string)
+	hook atomic.Pointer[func(point, key string)]
 }
 
 // flight is the per-key bookkeeping of operations in flight. It exists while refs > 0.
@@ -202,7 +203,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Store, error) {
 	if err := checkSchema(pctx, pool); err != nil {
 		return nil, err
 	}
-	t, err := newPGTier(pctx, pool, cfg.SweepInterval)
+	t, err := newPGTier(pctx, pool, cfg.SweepInterval, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -743,8 +744,8 @@ func (s *Store) sweeper() {
 }
 
 func (s *Store) callHook(point, h string) {
-	if s.hook != nil {
-		s.hook(point, h)
+	if f := s.hook.Load(); f != nil {
+		(*f)(point, h)
 	}
 }
 

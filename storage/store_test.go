@@ -739,3 +739,6 @@ func TestGetDecodedErrors(t *testing.T) {
 		t.Fatalf("got %d decodes, want 2: a failed decode must not be kept", decodes.Load())
 	}
 }
+
+// setHook installs f as the store's test hook.
+func (s *Store) setHook(f func(point, key string)) { s.hook.Store(&f) }

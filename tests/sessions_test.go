@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofiber/storage/memory/v2"
-
 	"github.com/gofiber-template/sessions/app"
 	"github.com/gofiber-template/sessions/internal/pgtest"
 )
@@ -580,13 +578,13 @@ func TestDatabaseGone(t *testing.T) {
 	}
 }
 
-// bench/ swaps the session storage for Fiber's memory storage (app.Hooks.SessionStorage) to
-// measure an upper bound; the guard must read sessions from it too.
-func TestSessionStorageHook(t *testing.T) {
+// bench/ keeps sessions in storage.NewInMemory (app.Hooks.InMemoryStore) to measure an upper
+// bound; login, the guard and logout must work on it, and nothing reaches the sessions table.
+func TestInMemoryStoreHook(t *testing.T) {
 	t.Parallel()
 	dbURL := pgtest.NewURL(t)
 	mustCreateUser(t, dbURL, email, password)
-	s := startServer(t, baseEnv(dbURL), app.Hooks{SessionStorage: memory.New()})
+	s := startServer(t, baseEnv(dbURL), app.Hooks{InMemoryStore: true})
 	c := newClient(t)
 	mustLogin(t, c, s, email, password)
 	mustMe(t, c, s, http.StatusOK)

@@ -137,4 +137,3 @@ func Count(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) int64 {
 	}
 	return n
 }
-
