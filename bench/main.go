@@ -61,9 +61,9 @@ func main() {
 	}
 	var o options
 	flag.BoolVar(&o.quick, "quick", false, "a ~2 minute run: shorter runs, fewer scaling points")
-	flag.DurationVar(&o.duration, "duration", 5*time.Second, "load time per measured run")
+	flag.DurationVar(&o.duration, "duration", 8*time.Second, "load time per measured run")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "load time before the scaling runs' measurement")
-	flag.IntVar(&o.reps, "reps", 3, "repetitions of each mode, interleaved")
+	flag.IntVar(&o.reps, "reps", 5, "repetitions of each mode, interleaved")
 	flag.IntVar(&o.conns, "conns", 64, "wrk connections")
 	flag.DurationVar(&o.delay, "delay", time.Millisecond, "delay each way of the slow-database proxy")
 	flag.IntVar(&o.capacity, "capacity", 2000, "SESSION_CACHE_CAPACITY of the scaling run")
@@ -84,6 +84,9 @@ func main() {
 		}
 		if !set["sessions"] {
 			o.sessions = "100,2000,10000,100000"
+		}
+		if !set["reps"] {
+			o.reps = 3
 		}
 		if !set["warmup"] {
 			o.warmup = time.Second

@@ -15,7 +15,7 @@ func NewInMemory(cfg Config) (*Store, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return newStore(newMapTier(cfg.Now), cfg), nil
+	return newStore(newMapTier(cfg.Now), cfg, true), nil
 }
 
 // mapTier is a tier held in a map, with the semantics of the sessions table and its triggers:

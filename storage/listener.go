@@ -207,7 +207,7 @@ func (s *Store) apply(payload string) {
 	}
 	if f != nil {
 		s.invalidateFlight(f)
-		f.notified = &notifiedRow{gen: f.gen, digest: c.digest, e: c.e}
+		f.notified, f.notifiedGen = &rowState{digest: c.digest, e: c.e}, f.gen
 	}
 	if s.mem == nil {
 		return

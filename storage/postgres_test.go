@@ -406,3 +406,21 @@ func TestPostgresSweepRemovesExpiredTombstones(t *testing.T) {
 		t.Fatalf("got %d tombstones, want 1", n)
 	}
 }
+
+func TestPostgresExpiredRowsAreSwept(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	newPGStore(t, pool, func(c *Config) { c.SweepInterval = time.Second })
+	past := time.Now().Add(-time.Minute).Unix()
+	pgtest.Exec(t, pool, "INSERT INTO sessions (k, v, e) VALUES ('expired', '\\x01', $1), ('live', '\\x01', $2), ('forever', '\\x01', 0)",
+		past, time.Now().Add(time.Hour).Unix())
+	eventually(t, 10*time.Second, "postgres/v3's clean-up deletes the expired row", func() bool {
+		return pgtest.Count(t, pool, "SELECT count(*) FROM sessions WHERE k = 'expired'") == 0
+	})
+	if n := pgtest.Count(t, pool, "SELECT count(*) FROM sessions"); n != 2 {
+		t.Fatalf("got %d rows after the clean-up, want the 2 unexpired ones", n)
+	}
+	if n := pgtest.Count(t, pool, "SELECT count(*) FROM session_tombstones"); n != 0 {
+		t.Fatalf("the clean-up left %d tombstones, want 0: expired rows need none", n)
+	}
+}

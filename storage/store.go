@@ -159,21 +159,18 @@ type Store struct {
 type flight struct {
 	gen     uint64
 	refs    int
-	writers int         // Sets and Deletes in flight; no fill while one is
-	load    *load       // the read shared by concurrent misses; nil when none or detached
-	pending *pendingSet // the one Set in flight, to recognise its own notification
-	// notified is the row announced by the notification that last bumped gen, if one did:
-	// a read that returns exactly that row is as fresh as the notification and may fill.
-	notified *notifiedRow
+	writers int       // Sets and Deletes in flight; no fill while one is
+	load    *load     // the read shared by concurrent misses; nil when none or detached
+	pending *rowState // what the one Set in flight writes, to recognise its own notification
+	// notified is the row announced by the notification that last bumped gen (to notifiedGen),
+	// if one did: a read that returns exactly that row is as fresh as the notification and may
+	// fill.
+	notified    *rowState
+	notifiedGen uint64
 }
 
-type notifiedRow struct {
-	gen    uint64
-	digest [sha256.Size]byte
-	e      int64
-}
-
-type pendingSet struct {
+// rowState identifies the content of a row: its value's SHA-256 and its expiry.
+type rowState struct {
 	digest [sha256.Size]byte
 	e      int64
 }
@@ -207,9 +204,8 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := newStore(t, cfg)
+	s := newStore(t, cfg, false)
 	s.pool = pool
-	s.coherent = false
 
 	l, err := newListener(s, pool)
 	if err != nil {
@@ -234,13 +230,14 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// newStore builds a Store over any tier. With no listener it is coherent from the start.
-func newStore(t tier, cfg Config) *Store {
+// newStore builds a Store over any tier. coherent says whether the memory tier may serve
+// from the start: true without a listener, false until a listener listens.
+func newStore(t tier, cfg Config, coherent bool) *Store {
 	s := &Store{
 		cfg:      cfg,
 		tier:     t,
 		flights:  make(map[string]*flight),
-		coherent: true,
+		coherent: coherent,
 	}
 	s.life, s.end = context.WithCancel(context.Background())
 	if cfg.Capacity > 0 {
@@ -418,7 +415,7 @@ func (s *Store) SetWithContext(ctx context.Context, key string, val []byte, exp 
 	}
 	f := s.beginWrite(h)
 	if f.writers == 1 {
-		f.pending = &pendingSet{digest: sha256.Sum256(val), e: rowE}
+		f.pending = &rowState{digest: sha256.Sum256(val), e: rowE}
 	} else {
 		f.pending = nil // several writes in flight: recognise none of them as our own
 	}
@@ -695,7 +692,7 @@ func (s *Store) fillAllowed(f *flight, gen, epoch uint64) bool {
 // otherwise it returns gen unchanged. mu must be held.
 func (s *Store) freshGen(f *flight, gen uint64, val []byte, e int64) uint64 {
 	n := f.notified
-	if f.gen == gen || n == nil || n.gen != f.gen {
+	if f.gen == gen || n == nil || f.notifiedGen != f.gen {
 		return gen
 	}
 	if sha256.Sum256(val) == n.digest && covers(n.e, e) && covers(e, n.e) {

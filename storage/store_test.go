@@ -27,7 +27,7 @@ func newTestStore(t *testing.T, capacity int) (*Store, *fakeTier, *fakeClock) {
 		t.Fatal(err)
 	}
 	ft := newFakeTier(clock.Now)
-	s := newStore(ft, cfg)
+	s := newStore(ft, cfg, true)
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -652,7 +652,7 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 		}
 		return ctx.Err()
 	}
-	s := newStore(ft, cfg)
+	s := newStore(ft, cfg, true)
 	ctx, cancel := context.WithCancel(context.Background())
 	go s.GetWithContext(ctx, "a") // a load left in flight
 	waitFor(t, func() bool { return ft.gets.Load() == 1 })

@@ -344,9 +344,7 @@ func TestExpiredSessionRefused(t *testing.T) {
 	mustLogin(t, c, s, email, password)
 	clk.Advance(30 * time.Second) // within the touch interval (1m): the expiry stays put
 	mustMe(t, c, s, http.StatusOK)
-	// Well past the hour: the rows' expiry comes from the real clock (see TestSessionSlides),
-	// which is a little behind the test's.
-	clk.Advance(time.Hour + time.Minute)
+	clk.Advance(time.Hour - 30*time.Second) // exactly the idle timeout since login
 	mustMe(t, c, s, http.StatusUnauthorized)
 
 	// A restarted server, reading the row from Postgres, refuses it too.
@@ -393,9 +391,15 @@ func TestSessionSlides(t *testing.T) {
 	if got := s.Store.Stats().Writes - writes; got != 1 {
 		t.Errorf("writes for the refresh: got %d, want 1", got)
 	}
-	// Whether a refreshed session outlives the idle timeout since login is the store's business
-	// (Set with an expiry from now). Here the store's clock cannot help: the sessions rows get
-	// their expiry from the real clock, not the test's.
+
+	// The refresh moved the row's expiry too: past the hour since login, the session lives on,
+	// also for a restarted server that reads it from Postgres.
+	clk.Advance(time.Hour - 30*time.Second) // 1h31s after login, 59m29s after the refresh
+	s.Stop()
+	s = startServer(t, env, app.Hooks{Now: clk.Now})
+	mustMe(t, c, s, http.StatusOK) // refreshes again, at 1h31s
+	clk.Advance(time.Hour + time.Second)
+	mustMe(t, c, s, http.StatusUnauthorized)
 }
 
 func TestRefreshDoesNotResurrectLoggedOutSession(t *testing.T) {
