@@ -27,7 +27,7 @@ CREATE FUNCTION sessions_refuse_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM 1 FROM sessions WHERE k = NEW.k FOR UPDATE;
     IF EXISTS (SELECT 1 FROM session_tombstones
-               WHERE k = NEW.k AND e > extract(epoch FROM clock_timestamp())::bigint) THEN
+               WHERE k = NEW.k AND e > floor(extract(epoch FROM clock_timestamp()))::bigint) THEN
         RAISE EXCEPTION 'session was deleted' USING ERRCODE = 'SE001';
     END IF;
     RETURN NEW;
@@ -39,7 +39,7 @@ CREATE TRIGGER sessions_refuse_deleted BEFORE INSERT ON sessions
 -- need none. A session without expiry keeps its tombstone for seven days.
 CREATE FUNCTION sessions_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    now_s bigint := extract(epoch FROM clock_timestamp())::bigint;
+    now_s bigint := floor(extract(epoch FROM clock_timestamp()))::bigint;
 BEGIN
     IF OLD.e = 0 OR OLD.e > now_s THEN
         INSERT INTO session_tombstones (k, e)
@@ -50,6 +50,20 @@ BEGIN
 END $$;
 CREATE TRIGGER sessions_tombstone AFTER DELETE ON sessions
     FOR EACH ROW EXECUTE FUNCTION sessions_tombstone();
+
+-- TRUNCATE (the store's Reset) fires no row triggers: leave the same tombstones first.
+CREATE FUNCTION sessions_tombstone_all() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    now_s bigint := floor(extract(epoch FROM clock_timestamp()))::bigint;
+BEGIN
+    INSERT INTO session_tombstones (k, e)
+    SELECT k, CASE WHEN e = 0 THEN now_s + 7 * 86400 ELSE e END
+    FROM sessions WHERE e = 0 OR e > now_s
+    ON CONFLICT (k) DO UPDATE SET e = greatest(session_tombstones.e, EXCLUDED.e);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER sessions_tombstone_all BEFORE TRUNCATE ON sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION sessions_tombstone_all();
 
 -- Tell every instance (LISTEN sessions) which key changed, whoever changed it.
 --   d <k>                    the row is gone

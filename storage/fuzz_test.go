@@ -28,7 +28,7 @@ func runProg(t *testing.T, prog []byte) {
 		cfg.Now = clock.Now
 		cfg.Decode = func(v []byte) (any, error) { return string(v), nil }
 		ft := newFakeTier(clock.Now)
-		s := newStore(ft, cfg, true)
+		s := newStore(ft, nil, cfg, true)
 		defer s.Close()
 		model := newFakeTier(clock.Now) // the same semantics, with no cache in front
 

@@ -15,7 +15,7 @@ func NewInMemory(cfg Config) (*Store, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return newStore(newMapTier(cfg.Now), cfg, true), nil
+	return newStore(newMapTier(cfg.Now), nil, cfg, true), nil
 }
 
 // mapTier is a tier held in a map, with the semantics of the sessions table and its triggers:
@@ -60,9 +60,16 @@ func (t *mapTier) set(_ context.Context, key string, val []byte, exp time.Durati
 func (t *mapTier) delete(_ context.Context, key string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.deleteLocked(key)
+	return nil
+}
+
+// deleteLocked deletes key's row and leaves a tombstone until it would have expired, as the
+// sessions_tombstone trigger does. t.mu must be held.
+func (t *mapTier) deleteLocked(key string) {
 	r, ok := t.rows[key]
 	if !ok {
-		return nil
+		return
 	}
 	delete(t.rows, key)
 	now := t.now().Unix()
@@ -72,13 +79,14 @@ func (t *mapTier) delete(_ context.Context, key string) error {
 	case r.e > now:
 		t.tombs[key] = r.e
 	}
-	return nil
 }
 
 func (t *mapTier) reset(context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	clear(t.rows)
+	for k := range t.rows {
+		t.deleteLocked(k)
+	}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -15,13 +16,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// listener keeps one dedicated connection LISTENing on Channel and applies every notification
-// to its Store. Notifications sent while it is not listening are lost, so whenever it is not
-// listening the Store's memory tier is flushed and stays off; it comes back on only once LISTEN
-// is active again.
 // ListenerApplicationName is the application_name of the listening connection.
 const ListenerApplicationName = "sessions-listener"
 
+// listener keeps one dedicated connection LISTENing on Channel and applies every notification
+// to its Store. Notifications sent while it is not listening are lost, so whenever it is not
+// listening the Store's memory tier is flushed and stays off; it comes back on only once LISTEN
+// is active again. A connection that dies without a reset is noticed by TCP keepalives within
+// a few seconds, or by the ping after HealthInterval of silence.
 type listener struct {
 	s    *Store
 	conf *pgx.ConnConfig
@@ -46,6 +48,19 @@ func newListener(s *Store, pool *pgxpool.Pool) (*listener, error) {
 		conf.RuntimeParams = map[string]string{}
 	}
 	conf.RuntimeParams["application_name"] = ListenerApplicationName
+	// pgconn's default dialer probes an idle connection only after 5 minutes; the listener's
+	// must notice a vanished peer in seconds. Wrap whatever dialer is configured.
+	dial := conf.DialFunc
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	conf.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok && err == nil {
+			_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: time.Second, Interval: time.Second, Count: 3})
+		}
+		return c, err
+	}
 	return &listener{s: s, conf: conf}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/storage/postgres/v3"
@@ -51,8 +52,12 @@ type pgTier struct {
 	now   func() time.Time
 }
 
-func newPGTier(ctx context.Context, pool *pgxpool.Pool, gcInterval time.Duration, now func() time.Time) (t *pgTier, err error) {
-	own, err := pgxpool.NewWithConfig(ctx, pool.Config())
+func newPGTier(ctx context.Context, pool *pgxpool.Pool, cfg Config) (t *pgTier, err error) {
+	ownCfg := pool.Config()
+	// postgres/v3's expiry clean-up runs without a context; a server-side statement timeout
+	// bounds it (and Close, which waits for it) as QueryTimeout bounds every other call.
+	ownCfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(cfg.QueryTimeout.Milliseconds(), 1), 10)
+	own, err := pgxpool.NewWithConfig(ctx, ownCfg)
 	if err != nil {
 		return nil, fmt.Errorf("storage: open pool: %w", err)
 	}
@@ -64,13 +69,13 @@ func newPGTier(ctx context.Context, pool *pgxpool.Pool, gcInterval time.Duration
 			t, err = nil, fmt.Errorf("storage: start postgres tier: %v", r)
 		}
 	}()
-	pg := postgres.NewWithContext(ctx, postgres.Config{DB: own, Table: Table, GCInterval: gcInterval})
+	pg := postgres.NewWithContext(ctx, postgres.Config{DB: own, Table: Table, GCInterval: cfg.SweepInterval})
 	return &pgTier{
 		pool:  pool,
 		own:   own,
 		pg:    pg,
 		query: "SELECT v, e FROM " + Table + " WHERE k = $1",
-		now:   now,
+		now:   cfg.Now,
 	}, nil
 }
 
@@ -123,12 +128,13 @@ func checkSchema(ctx context.Context, db *pgxpool.Pool) error {
 	var n int
 	err := db.QueryRow(ctx, `SELECT count(*) FROM pg_trigger
 		WHERE tgrelid = to_regclass($1)
-		AND tgname IN ('sessions_refuse_deleted', 'sessions_tombstone', 'sessions_notify', 'sessions_notify_truncate')`,
+		AND tgname IN ('sessions_refuse_deleted', 'sessions_tombstone', 'sessions_tombstone_all',
+			'sessions_notify', 'sessions_notify_truncate')`,
 		Table).Scan(&n)
 	if err != nil {
 		return fmt.Errorf("storage: check schema: %w", err)
 	}
-	if n != 4 {
+	if n != 5 {
 		return errors.New("storage: table " + Table + " is missing or not migrated: apply the migrations first (migrate up)")
 	}
 	return nil

@@ -295,6 +295,9 @@ func TestPostgresTwoStoresStayCoherent(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, time.Second, "B flushes after a reset", func() bool { return b.Stats().Entries == 0 })
+		if err := b.Set("r", []byte("late"), time.Hour); !errors.Is(err, ErrDeleted) {
+			t.Fatalf("late write after Reset: got %v, want ErrDeleted", err)
+		}
 	})
 
 	t.Run("delete owner", func(t *testing.T) {

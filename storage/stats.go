@@ -11,7 +11,7 @@ type Stats struct {
 	Writes        uint64 // Sets sent to Postgres
 	Deletes       uint64 // keys deleted through this store
 	Evictions     uint64 // entries dropped to respect Capacity
-	Invalidations uint64 // notifications that dropped or could have dropped a copy in memory
+	Invalidations uint64 // notifications received from Postgres
 	Flushes       uint64 // times the whole memory tier was emptied (listener lost, Reset)
 	Reconnects    uint64 // times the listener connected again after losing its connection
 	Entries       int    // entries in memory now

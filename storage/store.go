@@ -56,7 +56,8 @@ type Config struct {
 	// ReconnectMin and ReconnectMax bound the backoff between attempts to listen again.
 	ReconnectMin, ReconnectMax time.Duration
 	// HealthInterval is how long the listener waits for a notification before it pings its
-	// connection, so a connection that died silently is noticed.
+	// connection, so a connection that died silently is noticed. TCP keepalives (1 s idle,
+	// 1 s apart, 3 probes) on that connection notice a vanished peer sooner.
 	HealthInterval time.Duration
 	// SweepInterval is how often expired entries leave memory and expired tombstones leave
 	// Postgres; postgres/v3 deletes expired session rows on the same interval.
@@ -70,7 +71,7 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: 2,000 entries, 10 minutes maximum age in memory, 3 s per
-// Postgres call, reconnecting after 100 ms to 2 s, a health ping after 10 s of silence, and a
+// Postgres call, reconnecting after 100 ms to 2 s, a health ping after 5 s of silence, and a
 // sweep every 10 s.
 func DefaultConfig() Config {
 	return Config{
@@ -79,7 +80,7 @@ func DefaultConfig() Config {
 		QueryTimeout:   3 * time.Second,
 		ReconnectMin:   100 * time.Millisecond,
 		ReconnectMax:   2 * time.Second,
-		HealthInterval: 10 * time.Second,
+		HealthInterval: 5 * time.Second,
 		SweepInterval:  10 * time.Second,
 		Now:            time.Now,
 	}
@@ -200,12 +201,11 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Store, error) {
 	if err := checkSchema(pctx, pool); err != nil {
 		return nil, err
 	}
-	t, err := newPGTier(pctx, pool, cfg.SweepInterval, cfg.Now)
+	t, err := newPGTier(pctx, pool, cfg)
 	if err != nil {
 		return nil, err
 	}
-	s := newStore(t, cfg, false)
-	s.pool = pool
+	s := newStore(t, pool, cfg, false)
 
 	l, err := newListener(s, pool)
 	if err != nil {
@@ -230,12 +230,14 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// newStore builds a Store over any tier. coherent says whether the memory tier may serve
-// from the start: true without a listener, false until a listener listens.
-func newStore(t tier, cfg Config, coherent bool) *Store {
+// newStore builds a Store over any tier; pool is nil for a tier other than Postgres. coherent
+// says whether the memory tier may serve from the start: true without a listener, false until a
+// listener listens.
+func newStore(t tier, pool *pgxpool.Pool, cfg Config, coherent bool) *Store {
 	s := &Store{
 		cfg:      cfg,
 		tier:     t,
+		pool:     pool,
 		flights:  make(map[string]*flight),
 		coherent: coherent,
 	}
@@ -365,8 +367,8 @@ func (s *Store) loadKey(parent context.Context, h string, f *flight, ld *load, g
 	s.stats.reads.Add(1)
 	s.callHook("load:after", h)
 	now := s.cfg.Now()
-	if err == nil && expired(e, now) {
-		val = nil
+	if err == nil && (expired(e, now) || len(val) == 0) {
+		val = nil // an empty value can only come from outside the store; Fiber treats it as absent
 	}
 	if err != nil {
 		err = fmt.Errorf("storage: get: %w", err)
@@ -451,8 +453,9 @@ func (s *Store) SetWithContext(ctx context.Context, key string, val []byte, exp 
 }
 
 // Delete removes key from Postgres and from memory. Deleting a missing key is not an error.
-// Once Delete returns, no Set begun before it can bring the key back until the key's expiry
-// has passed: such a Set returns ErrDeleted.
+// Once Delete of an existing row returns, no Set can bring the key back until the row's expiry
+// has passed (seven days for a row without expiry): such a Set returns ErrDeleted. A Set whose
+// row was not yet committed when Delete ran is not covered: there was nothing to delete.
 func (s *Store) Delete(key string) error {
 	return s.DeleteWithContext(context.Background(), key)
 }
@@ -505,6 +508,7 @@ func (s *Store) ResetWithContext(ctx context.Context) error {
 	}
 	s.flushLocked()
 	s.mu.Unlock()
+	s.stats.flushes.Add(1)
 
 	ctx, cancel := s.callContext(ctx)
 	err := s.tier.reset(ctx)
@@ -520,8 +524,10 @@ func (s *Store) ResetWithContext(ctx context.Context) error {
 }
 
 // Close stops every goroutine the store started (listener, sweeper, in-flight loads,
-// postgres/v3's clean-up) and waits for them. It does not close the pool given to New. Calls
-// after the first return nil; other methods then return ErrClosed.
+// postgres/v3's clean-up) and waits for them; memory/v2's process-wide clock goroutine, started
+// by the first memory/v2 store of the process, is not the store's and keeps running. Close does
+// not close the pool given to New. Calls after the first return nil; other methods then return
+// ErrClosed.
 func (s *Store) Close() error {
 	var err error
 	s.once.Do(func() {

@@ -27,7 +27,7 @@ func newTestStore(t *testing.T, capacity int) (*Store, *fakeTier, *fakeClock) {
 		t.Fatal(err)
 	}
 	ft := newFakeTier(clock.Now)
-	s := newStore(ft, cfg, true)
+	s := newStore(ft, nil, cfg, true)
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -532,6 +532,20 @@ func TestResetClearsBothTiers(t *testing.T) {
 		t.Fatal("Reset left entries behind")
 	}
 	wantValue(t, mustGet(t, s, "a"), "")
+	// A request that loaded "a" before the Reset cannot save it back.
+	if err := s.Set("a", []byte("1"), time.Hour); !errors.Is(err, ErrDeleted) {
+		t.Fatalf("late Set after Reset: got %v, want ErrDeleted", err)
+	}
+}
+
+func TestEmptyStoredValueIsAbsent(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	ft.put(hashKey("a"), []byte{}, clock.Now().Unix()+100) // only psql can write this
+	wantValue(t, mustGet(t, s, "a"), "")
+	if inMemory(s, "a") {
+		t.Fatal("an empty value entered memory (memory/v2 would not hold it)")
+	}
+	assertIndexMatchesMemory(t, s)
 }
 
 func TestGetHonoursDeadlineAndCancellation(t *testing.T) {
@@ -652,7 +666,7 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 		}
 		return ctx.Err()
 	}
-	s := newStore(ft, cfg, true)
+	s := newStore(ft, nil, cfg, true)
 	ctx, cancel := context.WithCancel(context.Background())
 	go s.GetWithContext(ctx, "a") // a load left in flight
 	waitFor(t, func() bool { return ft.gets.Load() == 1 })
