@@ -15,22 +15,68 @@ import (
 )
 
 // BenchmarkMe measures a warm GET /me, guard included, through Fiber's handler without the
-// network, next to a bare Fiber handler that writes the same JSON.
+// network: on the tiered store (Tiered), on the same store over memory only (InMemory, what
+// bench/ calls memory-only), and a bare Fiber handler that writes the same JSON (Bare).
 func BenchmarkMe(b *testing.B) {
 	db, _ := pgtest.NewPool(b)
 	cfg := DefaultConfig()
 	cfg.TouchInterval = 24 * time.Hour / 100
-	store, err := storage.New(context.Background(), db, cfg.storeConfig(time.Now))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
 	if _, err := createUser(context.Background(), db, "ada@example.com", "the password"); err != nil {
 		b.Fatal(err)
 	}
-	srv := newServer(cfg, db, store, Hooks{Now: time.Now}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	handler := srv.Handler()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
+	tiered, err := storage.New(context.Background(), db, cfg.storeConfig(time.Now))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tiered.Close()
+	inMemory, err := storage.NewInMemory(cfg.storeConfig(time.Now))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer inMemory.Close()
+
+	bare := fiber.New()
+	bare.Get("/me", func(c *fiber.Ctx) error {
+		return c.JSON(struct {
+			ID    int64  `json:"id"`
+			Email string `json:"email"`
+		}{1, "ada@example.com"})
+	})
+
+	for _, bb := range []struct {
+		name    string
+		handler fasthttp.RequestHandler
+		sid     string
+	}{
+		{"Tiered", newServer(cfg, db, tiered, Hooks{Now: time.Now}, log).Handler(), ""},
+		{"InMemory", newServer(cfg, db, inMemory, Hooks{Now: time.Now, InMemoryStore: true}, log).Handler(), ""},
+		{"Bare", bare.Handler(), "none"},
+	} {
+		if bb.sid == "" {
+			bb.sid = benchLogin(b, bb.handler)
+		}
+		b.Run(bb.name, func(b *testing.B) {
+			var ctx fasthttp.RequestCtx
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx.Request.Reset()
+				ctx.Response.Reset()
+				ctx.Request.SetRequestURI("/me")
+				ctx.Request.Header.SetCookie(cookieName, bb.sid)
+				bb.handler(&ctx)
+				if ctx.Response.StatusCode() != 200 {
+					b.Fatalf("GET /me: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+				}
+			}
+		})
+	}
+}
+
+// benchLogin logs in through handler and returns the session id.
+func benchLogin(b *testing.B, handler fasthttp.RequestHandler) string {
+	b.Helper()
 	var login fasthttp.RequestCtx
 	login.Request.Header.SetMethod("POST")
 	login.Request.SetRequestURI("/login")
@@ -45,36 +91,5 @@ func BenchmarkMe(b *testing.B) {
 	if !login.Response.Header.Cookie(&cookie) {
 		b.Fatal("login set no cookie")
 	}
-	sid := string(cookie.Value())
-
-	bare := fiber.New()
-	bare.Get("/me", func(c *fiber.Ctx) error {
-		return c.JSON(struct {
-			ID    int64  `json:"id"`
-			Email string `json:"email"`
-		}{1, "ada@example.com"})
-	})
-
-	for _, bb := range []struct {
-		name    string
-		handler fasthttp.RequestHandler
-	}{
-		{"Guarded", handler},
-		{"Bare", bare.Handler()},
-	} {
-		b.Run(bb.name, func(b *testing.B) {
-			var ctx fasthttp.RequestCtx
-			b.ReportAllocs()
-			for b.Loop() {
-				ctx.Request.Reset()
-				ctx.Response.Reset()
-				ctx.Request.SetRequestURI("/me")
-				ctx.Request.Header.SetCookie(cookieName, sid)
-				bb.handler(&ctx)
-				if ctx.Response.StatusCode() != 200 {
-					b.Fatalf("GET /me: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
-				}
-			}
-		})
-	}
+	return string(cookie.Value())
 }
