@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -13,9 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gofiber-template/sessions/app"
 	"github.com/gofiber-template/sessions/handlers"
@@ -269,60 +265,6 @@ func (c *clock) Advance(d time.Duration) {
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
 }
-
-// statements counts the SQL statements a pool sends, through pgx's tracer interfaces, and
-// remembers them for failure messages.
-type statements struct {
-	mu  sync.Mutex
-	sql []string
-}
-
-// install makes every connection of the pool report to st.
-func (st *statements) install(cfg *pgxpool.Config) { cfg.ConnConfig.Tracer = st }
-
-func (st *statements) record(sql string) {
-	st.mu.Lock()
-	st.sql = append(st.sql, sql)
-	st.mu.Unlock()
-}
-
-// Since returns how many statements were sent after mark, and which.
-func (st *statements) Since(mark int) (int, []string) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return len(st.sql) - mark, append([]string(nil), st.sql[mark:]...)
-}
-
-// Mark returns a position for Since.
-func (st *statements) Mark() int {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return len(st.sql)
-}
-
-func (st *statements) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	st.record(d.SQL)
-	return ctx
-}
-func (st *statements) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-func (st *statements) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	return ctx
-}
-func (st *statements) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
-	st.record(d.SQL)
-}
-func (st *statements) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
-func (st *statements) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceCopyFromStartData) context.Context {
-	st.record(fmt.Sprintf("COPY %v", d.TableName))
-	return ctx
-}
-func (st *statements) TraceCopyFromEnd(context.Context, *pgx.Conn, pgx.TraceCopyFromEndData) {}
-
-var (
-	_ pgx.QueryTracer    = (*statements)(nil)
-	_ pgx.BatchTracer    = (*statements)(nil)
-	_ pgx.CopyFromTracer = (*statements)(nil)
-)
 
 // sessionRows counts the rows of the sessions table.
 func sessionRows(t *testing.T, dbURL string) int64 {

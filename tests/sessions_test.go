@@ -501,8 +501,8 @@ func TestWarmMeSendsNoStatement(t *testing.T) {
 	// The periodic sweep of expired rows is the one statement an idle server sends; keep it out
 	// of the measurement.
 	env["SESSION_SWEEP_INTERVAL"] = "1h"
-	var st statements
-	s := startServer(t, env, app.Hooks{PoolConfig: st.install})
+	var st pgtest.Counter
+	s := startServer(t, env, app.Hooks{PoolConfig: st.Install})
 	c := newClient(t)
 
 	mark := st.Mark()

@@ -2,6 +2,7 @@ package pgtest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -11,23 +12,36 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Counter is a pgx tracer that counts the statements a pool sends, to prove that a code path
-// sends none. Install it with PoolWithCounter.
+// Counter is a pgx tracer that records every statement a pool sends (queries, batched queries
+// and COPY), to prove that a code path sends none. Install it with Install or PoolWithCounter.
+// It is safe for concurrent use.
 type Counter struct {
 	mu  sync.Mutex
 	sql []string
 }
 
-// TraceQueryStart records one statement.
-func (c *Counter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+var (
+	_ pgx.QueryTracer    = (*Counter)(nil)
+	_ pgx.BatchTracer    = (*Counter)(nil)
+	_ pgx.CopyFromTracer = (*Counter)(nil)
+)
+
+// Install makes every connection of a pool built from cfg report to c.
+func (c *Counter) Install(cfg *pgxpool.Config) { cfg.ConnConfig.Tracer = c }
+
+// Mark returns a position for Since.
+func (c *Counter) Mark() int {
 	c.mu.Lock()
-	c.sql = append(c.sql, data.SQL)
-	c.mu.Unlock()
-	return ctx
+	defer c.mu.Unlock()
+	return len(c.sql)
 }
 
-// TraceQueryEnd does nothing.
-func (c *Counter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+// Since returns how many statements were sent after mark, and which.
+func (c *Counter) Since(mark int) (int, []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.sql) - mark, append([]string(nil), c.sql[mark:]...)
+}
 
 // Count returns how many statements were sent so far, and how many of them contain substr.
 func (c *Counter) Count(substr string) (all, matching int) {
@@ -43,19 +57,55 @@ func (c *Counter) Count(substr string) (all, matching int) {
 
 // Statements returns a copy of every statement sent so far.
 func (c *Counter) Statements() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.sql...)
+	_, all := c.Since(0)
+	return all
 }
 
-// PoolWithCounter opens a pool on dbURL whose statements c counts, closed when the test ends.
+func (c *Counter) record(sql string) {
+	c.mu.Lock()
+	c.sql = append(c.sql, sql)
+	c.mu.Unlock()
+}
+
+// TraceQueryStart records a statement.
+func (c *Counter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	c.record(d.SQL)
+	return ctx
+}
+
+// TraceQueryEnd does nothing.
+func (c *Counter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// TraceBatchStart does nothing; each query of the batch is recorded by TraceBatchQuery.
+func (c *Counter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+
+// TraceBatchQuery records a statement of a batch.
+func (c *Counter) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	c.record(d.SQL)
+}
+
+// TraceBatchEnd does nothing.
+func (c *Counter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+// TraceCopyFromStart records a COPY.
+func (c *Counter) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceCopyFromStartData) context.Context {
+	c.record(fmt.Sprintf("COPY %v", d.TableName))
+	return ctx
+}
+
+// TraceCopyFromEnd does nothing.
+func (c *Counter) TraceCopyFromEnd(context.Context, *pgx.Conn, pgx.TraceCopyFromEndData) {}
+
+// PoolWithCounter opens a pool on dbURL whose statements c records, closed when the test ends.
 func PoolWithCounter(t testing.TB, dbURL string, c *Counter) *pgxpool.Pool {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	cfg.ConnConfig.Tracer = c
+	c.Install(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
