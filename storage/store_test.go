@@ -756,3 +756,19 @@ func TestGetDecodedErrors(t *testing.T) {
 
 // setHook installs f as the store's test hook.
 func (s *Store) setHook(f func(point, key string)) { s.hook.Store(&f) }
+
+// contextStorage is gofiber/storage's Storage interface, the one Fiber v3's middleware takes:
+// the Store must satisfy it as well as Fiber v2's fiber.Storage.
+type contextStorage interface {
+	GetWithContext(ctx context.Context, key string) ([]byte, error)
+	Get(key string) ([]byte, error)
+	SetWithContext(ctx context.Context, key string, val []byte, exp time.Duration) error
+	Set(key string, val []byte, exp time.Duration) error
+	DeleteWithContext(ctx context.Context, key string) error
+	Delete(key string) error
+	ResetWithContext(ctx context.Context) error
+	Reset() error
+	Close() error
+}
+
+var _ contextStorage = (*Store)(nil)
