@@ -355,12 +355,7 @@ func TestExpiredSessionRefused(t *testing.T) {
 
 func TestSessionSlides(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
-	env["SESSION_IDLE_TIMEOUT"] = "1h"
-	env["SESSION_TOUCH_INTERVAL"] = "1m"
-	clk := newClock()
+	_, env, clk := slidingFixture(t)
 	s := startServer(t, env, app.Hooks{Now: clk.Now})
 	c := newClient(t)
 	mustLogin(t, c, s, email, password)
@@ -404,12 +399,7 @@ func TestSessionSlides(t *testing.T) {
 
 func TestRefreshDoesNotResurrectLoggedOutSession(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
-	env["SESSION_IDLE_TIMEOUT"] = "1h"
-	env["SESSION_TOUCH_INTERVAL"] = "1m"
-	clk := newClock()
+	dbURL, env, clk := slidingFixture(t)
 	a := startServer(t, env, app.Hooks{Now: clk.Now})
 	// B listens for changes on another database, so it never hears of A's logout: the case of
 	// a notification still on its way when B refreshes the session.
@@ -438,12 +428,7 @@ func TestRefreshDoesNotResurrectLoggedOutSession(t *testing.T) {
 
 func TestTouchIntervalBoundsWrites(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
-	env["SESSION_IDLE_TIMEOUT"] = "1h"
-	env["SESSION_TOUCH_INTERVAL"] = "1m"
-	clk := newClock()
+	_, env, clk := slidingFixture(t)
 	s := startServer(t, env, app.Hooks{Now: clk.Now})
 	c := newClient(t)
 	mustLogin(t, c, s, email, password)
@@ -599,4 +584,17 @@ func TestInMemoryStoreHook(t *testing.T) {
 		t.Errorf("logout: got %d, want 204", status)
 	}
 	mustMe(t, c, s, http.StatusUnauthorized)
+}
+
+// slidingFixture creates a database with the test user and returns its URL, the server
+// environment for it with a one-hour idle timeout and a one-minute touch interval, and a test
+// clock.
+func slidingFixture(t *testing.T) (dbURL string, env map[string]string, clk *clock) {
+	t.Helper()
+	dbURL = pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	env = baseEnv(dbURL)
+	env["SESSION_IDLE_TIMEOUT"] = "1h"
+	env["SESSION_TOUCH_INTERVAL"] = "1m"
+	return dbURL, env, newClock()
 }
