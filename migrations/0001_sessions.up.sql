@@ -35,6 +35,20 @@ END $$;
 CREATE TRIGGER sessions_refuse_deleted BEFORE INSERT ON sessions
     FOR EACH ROW EXECUTE FUNCTION sessions_refuse_deleted();
 
+-- The check once more after the row is in: when no row existed, nothing was locked above, and
+-- another transaction may have created and deleted the key (leaving a tombstone) between that
+-- check and this insert.
+CREATE FUNCTION sessions_refuse_deleted_after() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM session_tombstones
+               WHERE k = NEW.k AND e > floor(extract(epoch FROM clock_timestamp()))::bigint) THEN
+        RAISE EXCEPTION 'session was deleted' USING ERRCODE = 'SE001';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER sessions_refuse_deleted_after AFTER INSERT ON sessions
+    FOR EACH ROW EXECUTE FUNCTION sessions_refuse_deleted_after();
+
 -- Leave a tombstone for a session deleted before its expiry. Rows removed because they expired
 -- need none. A session without expiry keeps its tombstone for seven days.
 CREATE FUNCTION sessions_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$

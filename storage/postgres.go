@@ -128,13 +128,14 @@ func checkSchema(ctx context.Context, db *pgxpool.Pool) error {
 	var n int
 	err := db.QueryRow(ctx, `SELECT count(*) FROM pg_trigger
 		WHERE tgrelid = to_regclass($1)
-		AND tgname IN ('sessions_refuse_deleted', 'sessions_tombstone', 'sessions_tombstone_all',
+		AND tgname IN ('sessions_refuse_deleted', 'sessions_refuse_deleted_after',
+			'sessions_tombstone', 'sessions_tombstone_all',
 			'sessions_notify', 'sessions_notify_truncate')`,
 		Table).Scan(&n)
 	if err != nil {
 		return fmt.Errorf("storage: check schema: %w", err)
 	}
-	if n != 5 {
+	if n != 6 {
 		return errors.New("storage: table " + Table + " is missing or not migrated: apply the migrations first (migrate up)")
 	}
 	return nil

@@ -427,3 +427,20 @@ func TestPostgresExpiredRowsAreSwept(t *testing.T) {
 		t.Fatalf("the clean-up left %d tombstones, want 0: expired rows need none", n)
 	}
 }
+
+func TestPostgresTombstoneCheckedAfterInsertToo(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	s := newPGStore(t, pool, nil)
+	// Stand for the window the BEFORE trigger cannot close when no row exists yet: another
+	// transaction creates and deletes the key after that check ran. The AFTER trigger alone must
+	// refuse the write.
+	pgtest.Exec(t, pool, "ALTER TABLE sessions DISABLE TRIGGER sessions_refuse_deleted")
+	pgtest.Exec(t, pool, "INSERT INTO session_tombstones (k, e) VALUES ($1, $2)", hashKey("s"), time.Now().Add(time.Hour).Unix())
+	if err := s.Set("s", []byte("late"), time.Hour); !errors.Is(err, ErrDeleted) {
+		t.Fatalf("got %v, want ErrDeleted", err)
+	}
+	if n := pgtest.Count(t, pool, "SELECT count(*) FROM sessions"); n != 0 {
+		t.Fatal("the refused write left a row")
+	}
+}
