@@ -114,18 +114,7 @@ func TestLoadConfigRejects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := LoadConfig(env(tt.vars))
-			if err == nil {
-				t.Fatalf("got no error, want one naming %v", tt.want)
-			}
-			msg := err.Error()
-			if strings.Contains(msg, "\n") {
-				t.Errorf("error spans lines, want one: %q", msg)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error %q does not name %s", msg, w)
-				}
-			}
+			wantOneLineNaming(t, err, tt.want...)
 		})
 	}
 }
@@ -157,5 +146,23 @@ func TestWithDotEnv(t *testing.T) {
 	}
 	if _, err := withDotEnv(env(nil), bad); err == nil {
 		t.Errorf("malformed .env: got no error, want one")
+	}
+}
+
+// wantOneLineNaming fails the test unless err is an error of one line that names every one of
+// want: what start-up promises a person who mistyped a setting.
+func wantOneLineNaming(t *testing.T, err error, want ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("got no error, want one naming %q", want)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "\n") {
+		t.Errorf("error spans lines, want one: %q", msg)
+	}
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q does not name %s", msg, w)
+		}
 	}
 }

@@ -114,18 +114,7 @@ func TestRunStartupFailuresAreOneLine(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := run(t, tt.vars, "", tt.args...)
-			if err == nil {
-				t.Fatalf("got no error, want one naming %q", tt.want)
-			}
-			msg := err.Error()
-			if strings.Contains(msg, "\n") {
-				t.Errorf("error spans lines, want one: %q", msg)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error %q does not mention %s", msg, w)
-				}
-			}
+			wantOneLineNaming(t, err, tt.want...)
 		})
 	}
 }

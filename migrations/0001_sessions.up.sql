@@ -20,34 +20,26 @@ CREATE TABLE session_tombstones (
 );
 CREATE INDEX session_tombstones_e_idx ON session_tombstones (e);
 
--- Refuse writes to a deleted session. The row lock serialises this check with a concurrent
--- DELETE of the same key: we wait for it to commit, then see its tombstone (READ COMMITTED
--- gives each statement of a volatile function a fresh snapshot).
+-- Refuse writes to a deleted session. Before the insert, the row lock serialises the check with
+-- a concurrent DELETE of the same key: we wait for it to commit, then see its tombstone (READ
+-- COMMITTED gives each statement of a volatile function a fresh snapshot). After the insert,
+-- the same check once more: when no row existed, nothing was locked, and another transaction
+-- may have created and deleted the key (leaving a tombstone) in between.
 CREATE FUNCTION sessions_refuse_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM 1 FROM sessions WHERE k = NEW.k FOR UPDATE;
+    IF TG_WHEN = 'BEFORE' THEN
+        PERFORM 1 FROM sessions WHERE k = NEW.k FOR UPDATE;
+    END IF;
     IF EXISTS (SELECT 1 FROM session_tombstones
                WHERE k = NEW.k AND e > floor(extract(epoch FROM clock_timestamp()))::bigint) THEN
         RAISE EXCEPTION 'session was deleted' USING ERRCODE = 'SE001';
     END IF;
-    RETURN NEW;
+    RETURN NEW; -- ignored after the insert
 END $$;
 CREATE TRIGGER sessions_refuse_deleted BEFORE INSERT ON sessions
     FOR EACH ROW EXECUTE FUNCTION sessions_refuse_deleted();
-
--- The check once more after the row is in: when no row existed, nothing was locked above, and
--- another transaction may have created and deleted the key (leaving a tombstone) between that
--- check and this insert.
-CREATE FUNCTION sessions_refuse_deleted_after() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM session_tombstones
-               WHERE k = NEW.k AND e > floor(extract(epoch FROM clock_timestamp()))::bigint) THEN
-        RAISE EXCEPTION 'session was deleted' USING ERRCODE = 'SE001';
-    END IF;
-    RETURN NULL;
-END $$;
 CREATE TRIGGER sessions_refuse_deleted_after AFTER INSERT ON sessions
-    FOR EACH ROW EXECUTE FUNCTION sessions_refuse_deleted_after();
+    FOR EACH ROW EXECUTE FUNCTION sessions_refuse_deleted();
 
 -- Leave a tombstone for a session deleted before its expiry. Rows removed because they expired
 -- need none. A session without expiry keeps its tombstone for seven days.

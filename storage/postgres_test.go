@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gofiber-template/sessions/internal/pgtest"
@@ -59,6 +60,22 @@ func notified(s *Store, key string) <-chan struct{} {
 		}
 	})
 	return ch
+}
+
+// openTx begins a transaction on pool, runs sql in it and leaves it open, holding its locks,
+// until the caller commits it or the test ends (rollback).
+func openTx(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return tx
 }
 
 func TestPostgresRoundTripStoresOnlyHashedKeys(t *testing.T) {
@@ -181,22 +198,14 @@ func TestPostgresWriteRacingUncommittedDeleteIsRefused(t *testing.T) {
 	mustSet(t, s, "s", "v1", time.Hour)
 
 	// A logout on another instance has deleted the row but not committed yet.
-	ctx := context.Background()
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "DELETE FROM sessions WHERE k = $1", hashKey("s")); err != nil {
-		t.Fatal(err)
-	}
+	tx := openTx(t, pool, "DELETE FROM sessions WHERE k = $1", hashKey("s"))
 	done := make(chan error, 1)
 	go func() { done <- s.Set("s", []byte("v2"), time.Hour) }()
 	// The Set's trigger waits for the delete's row lock.
 	eventually(t, 10*time.Second, "the write waits on the delete's lock", func() bool {
 		return pgtest.Count(t, pool, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0
 	})
-	if err := tx.Commit(ctx); err != nil {
+	if err := tx.Commit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; !errors.Is(err, ErrDeleted) {
@@ -213,15 +222,7 @@ func TestPostgresHungDatabaseHitsDeadline(t *testing.T) {
 	s := newPGStore(t, pool, func(c *Config) { c.QueryTimeout = 300 * time.Millisecond })
 	mustSet(t, s, "warm", "1", time.Hour)
 
-	ctx := context.Background()
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	openTx(t, pool, "LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE") // held until the test ends
 	if _, err := s.Get("cold"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Get: got %v, want a deadline error", err)
 	}

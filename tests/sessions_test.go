@@ -245,10 +245,7 @@ func TestSessionSurvivesRestart(t *testing.T) {
 
 func TestTwoServersShareSessions(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	a := startServer(t, baseEnv(dbURL), app.Hooks{})
-	b := startServer(t, baseEnv(dbURL), app.Hooks{})
+	_, a, b := twoServers(t)
 	c := newClient(t)
 
 	mustLogin(t, c, a, email, password)
@@ -269,11 +266,8 @@ func TestTwoServersShareSessions(t *testing.T) {
 
 func TestLogoutAllEndsEverySession(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
+	dbURL, a, b := twoServers(t)
 	mustCreateUser(t, dbURL, "bob@example.com", password)
-	a := startServer(t, baseEnv(dbURL), app.Hooks{})
-	b := startServer(t, baseEnv(dbURL), app.Hooks{})
 
 	laptop, phone, tablet, bob := newClient(t), newClient(t), newClient(t), newClient(t)
 	mustLogin(t, laptop, a, email, password)
@@ -303,10 +297,7 @@ func TestLogoutAllEndsEverySession(t *testing.T) {
 
 func TestPasswordChangeEndsSessions(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	a := startServer(t, baseEnv(dbURL), app.Hooks{})
-	b := startServer(t, baseEnv(dbURL), app.Hooks{})
+	dbURL, a, b := twoServers(t)
 	onA, onB := newClient(t), newClient(t)
 	mustLogin(t, onA, a, email, password)
 	mustLogin(t, onB, b, email, password)
@@ -597,4 +588,13 @@ func slidingFixture(t *testing.T) (dbURL string, env map[string]string, clk *clo
 	env["SESSION_IDLE_TIMEOUT"] = "1h"
 	env["SESSION_TOUCH_INTERVAL"] = "1m"
 	return dbURL, env, newClock()
+}
+
+// twoServers creates a database with the test user and starts two servers on it, as two
+// instances behind a load balancer.
+func twoServers(t *testing.T) (dbURL string, a, b *server) {
+	t.Helper()
+	dbURL = pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	return dbURL, startServer(t, baseEnv(dbURL), app.Hooks{}), startServer(t, baseEnv(dbURL), app.Hooks{})
 }
