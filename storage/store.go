@@ -374,13 +374,18 @@ func (s *Store) loadKey(parent context.Context, h string, f *flight, ld *load, g
 		err = fmt.Errorf("storage: get: %w", err)
 	}
 
+	var row rowState
+	if val != nil {
+		row = rowState{digest: sha256.Sum256(val), e: e} // outside the lock
+	}
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if f.load == ld {
 		f.load = nil
 	}
-	if err == nil && val != nil && s.fillAllowed(f, s.freshGen(f, gen, val, e), epoch) {
-		s.fill(h, val, e, now)
+	if err == nil && val != nil && s.fillAllowed(f, s.freshGen(f, gen, row), epoch) {
+		s.fill(h, val, row, now)
 	}
 	ld.val, ld.err = val, err
 	close(ld.done)
@@ -407,8 +412,7 @@ func (s *Store) SetWithContext(ctx context.Context, key string, val []byte, exp 
 	}
 	h := hashKey(key)
 	val = append([]byte(nil), val...) // Fiber reuses its buffers
-	start := s.cfg.Now()
-	rowE := rowExpiry(start, exp)
+	row := rowState{digest: sha256.Sum256(val), e: rowExpiry(s.cfg.Now(), exp)}
 
 	s.mu.Lock()
 	if s.closed {
@@ -417,7 +421,7 @@ func (s *Store) SetWithContext(ctx context.Context, key string, val []byte, exp 
 	}
 	f := s.beginWrite(h)
 	if f.writers == 1 {
-		f.pending = &rowState{digest: sha256.Sum256(val), e: rowE}
+		f.pending = &row
 	} else {
 		f.pending = nil // several writes in flight: recognise none of them as our own
 	}
@@ -436,8 +440,8 @@ func (s *Store) SetWithContext(ctx context.Context, key string, val []byte, exp 
 	f.writers--
 	fill := err == nil && s.fillAllowed(f, gen, epoch)
 	s.invalidateFlight(f) // reads that began during the write must not fill the old value
-	if fill && !expired(rowE, s.cfg.Now()) {
-		s.fill(h, val, rowE, s.cfg.Now())
+	if now := s.cfg.Now(); fill && !expired(row.e, now) {
+		s.fill(h, val, row, now)
 	}
 	if f.writers == 0 {
 		f.pending = nil
@@ -693,15 +697,11 @@ func (s *Store) fillAllowed(f *flight, gen, epoch uint64) bool {
 	return s.mem != nil && s.coherent && epoch == s.epoch && f.gen == gen && f.writers == 0
 }
 
-// freshGen returns f.gen if the row a read returned (val, e) is the one the latest notification
+// freshGen returns f.gen if the row a read returned is the one the latest notification
 // announced, so that the read may fill although the notification arrived while it ran;
 // otherwise it returns gen unchanged. mu must be held.
-func (s *Store) freshGen(f *flight, gen uint64, val []byte, e int64) uint64 {
-	n := f.notified
-	if f.gen == gen || n == nil || f.notifiedGen != f.gen {
-		return gen
-	}
-	if sha256.Sum256(val) == n.digest && covers(n.e, e) && covers(e, n.e) {
+func (s *Store) freshGen(f *flight, gen uint64, row rowState) uint64 {
+	if f.gen != gen && f.notified != nil && f.notifiedGen == f.gen && *f.notified == row {
 		return f.gen
 	}
 	return gen
@@ -709,14 +709,14 @@ func (s *Store) freshGen(f *flight, gen uint64, val []byte, e int64) uint64 {
 
 // fill puts val into memory until its row expires or MaxAge passes, whichever is first. mu
 // must be held.
-func (s *Store) fill(h string, val []byte, rowE int64, now time.Time) {
+func (s *Store) fill(h string, val []byte, row rowState, now time.Time) {
 	deadline := now.Add(s.cfg.MaxAge)
-	if rowE != 0 {
-		if re := time.Unix(rowE, 0); re.Before(deadline) {
+	if row.e != 0 {
+		if re := time.Unix(row.e, 0); re.Before(deadline) {
 			deadline = re
 		}
 	}
-	if ev := s.mem.put(h, val, deadline, rowE, sha256.Sum256(val)); ev > 0 {
+	if ev := s.mem.put(h, val, deadline, row.e, row.digest); ev > 0 {
 		s.stats.evictions.Add(uint64(ev))
 	}
 }
