@@ -41,7 +41,7 @@ type Config struct {
 func DefaultConfig() Config {
 	st := storage.DefaultConfig()
 	return Config{
-		DatabaseURL:     "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+		DatabaseURL:     "postgres://postgres@127.0.0.1:5432/sessions?sslmode=disable",
 		MigrateOnStart:  true,
 		ConnectTimeout:  5 * time.Second,
 		QueryTimeout:    st.QueryTimeout,

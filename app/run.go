@@ -92,7 +92,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return err
 		}
 	}
-	db, err := connect(ctx, cfg, h)
+	db, err := connect(ctx, cfg, h, log)
 	if err != nil {
 		return err
 	}

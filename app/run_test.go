@@ -3,8 +3,10 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,6 +91,11 @@ func TestRunStartupFailuresAreOneLine(t *testing.T) {
 	}
 	defer taken.Close()
 	takenPort := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
+	noSuchRole, err := url.Parse(pgtest.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	noSuchRole.User = url.User("no_such_role")
 	tests := []struct {
 		name string
 		vars map[string]string
@@ -105,9 +112,8 @@ func TestRunStartupFailuresAreOneLine(t *testing.T) {
 			"DATABASE_URL":       "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable",
 			"DB_CONNECT_TIMEOUT": "300ms",
 		}, []string{"migrate", "up"}, []string{"127.0.0.1:1", "DATABASE_URL"}},
-		{"no such database", map[string]string{
-			"DATABASE_URL": strings.Replace(pgtest.AdminURL(), "/postgres?", "/no_such_database_here?", 1),
-		}, nil, []string{"does not exist", "DATABASE_URL"}},
+		{"no such user", map[string]string{"DATABASE_URL": noSuchRole.String()}, nil,
+			[]string{"no_such_role", "does not exist", "DATABASE_URL"}},
 		{"port taken", map[string]string{"DATABASE_URL": pgtest.NewURL(t), "HOST": "127.0.0.1", "PORT": takenPort}, nil,
 			[]string{"127.0.0.1:" + takenPort, "PORT"}},
 	}
@@ -229,5 +235,44 @@ func BenchmarkAuthenticate(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestRunCreatesMissingDatabase: a database named in DATABASE_URL that does not exist yet is
+// created, with one log line, and migrated; a second run finds it and creates nothing.
+func TestRunCreatesMissingDatabase(t *testing.T) {
+	t.Parallel()
+	name := "sessions_create_" + strings.ToLower(rand.Text()[:10])
+	u, err := url.Parse(pgtest.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	vars := map[string]string{"DATABASE_URL": u.String()}
+	admin := pgtest.Pool(t, pgtest.AdminURL())
+	t.Cleanup(func() {
+		pgtest.Exec(t, admin, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+
+	runLogged := func() (stdout, stderr string) {
+		t.Helper()
+		var out, log bytes.Buffer
+		if err := Run(context.Background(), []string{"migrate", "up"}, env(vars), strings.NewReader(""), &out, &log); err != nil {
+			t.Fatalf("migrate up on a missing database: %v\n%s", err, log.String())
+		}
+		return out.String(), log.String()
+	}
+	out, log := runLogged()
+	if n := strings.Count(log, "created database"); n != 1 || !strings.Contains(log, name) {
+		t.Errorf("first run logged %q; want one line saying it created database %s", log, name)
+	}
+	if !strings.HasPrefix(out, "schema version ") {
+		t.Errorf("first run printed %q; want the schema version", out)
+	}
+	if n := pgtest.Count(t, admin, "SELECT count(*) FROM pg_database WHERE datname = $1", name); n != 1 {
+		t.Fatalf("got %d databases named %s, want 1", n, name)
+	}
+	if _, log := runLogged(); strings.Contains(log, "created database") {
+		t.Errorf("second run logged %q; want no creation", log)
 	}
 }

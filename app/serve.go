@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -19,7 +21,7 @@ import (
 // serve runs the server until ctx is cancelled, then shuts down in order: stop accepting, let
 // requests in flight finish (up to ShutdownTimeout), close the store, close the pool.
 func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
-	db, err := connect(ctx, cfg, h)
+	db, err := connect(ctx, cfg, h, log)
 	if err != nil {
 		return err
 	}
@@ -77,10 +79,11 @@ const (
 	retryMax    = time.Second
 )
 
-// connect opens the pool and waits, up to ConnectTimeout, for the database to answer. A server
-// that answers with an error (wrong password, no such database) fails at once: waiting would not
-// help.
-func connect(ctx context.Context, cfg Config, h Hooks) (*pgxpool.Pool, error) {
+// connect opens the pool and waits, up to ConnectTimeout, for the database to answer. When the
+// server answers that the database does not exist, connect creates it (logging one line) and
+// goes on: a fresh machine needs no set-up step. Any other refusal (wrong password, say) fails at
+// once: waiting would not help.
+func connect(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) (*pgxpool.Pool, error) {
 	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL is not a PostgreSQL URL: %v", oneLine(err))
@@ -96,6 +99,7 @@ func connect(ctx context.Context, cfg Config, h Hooks) (*pgxpool.Pool, error) {
 
 	deadline := time.Now().Add(cfg.ConnectTimeout)
 	wait := retryMin
+	created := false
 	for {
 		pctx, cancel := context.WithTimeout(ctx, min(pingTimeout, max(time.Until(deadline), time.Millisecond)))
 		err = db.Ping(pctx)
@@ -104,6 +108,16 @@ func connect(ctx context.Context, cfg Config, h Hooks) (*pgxpool.Pool, error) {
 			return db, nil
 		}
 		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.InvalidCatalogName && !created {
+			if err := createDatabase(ctx, pcfg.ConnConfig); err != nil {
+				db.Close()
+				return nil, fmt.Errorf("database %q does not exist on %s (DATABASE_URL) and creating it failed: %v; create it yourself (createdb %s) or name another in DATABASE_URL",
+					pcfg.ConnConfig.Database, where, oneLine(err), pcfg.ConnConfig.Database)
+			}
+			created = true
+			log.Info("created database", "database", pcfg.ConnConfig.Database, "server", where)
+			continue
+		}
 		if errors.As(err, &pgErr) {
 			db.Close()
 			return nil, fmt.Errorf("PostgreSQL at %s (DATABASE_URL) refused the connection: %s (SQLSTATE %s); check the user, password and database name in DATABASE_URL",
@@ -115,7 +129,7 @@ func connect(ctx context.Context, cfg Config, h Hooks) (*pgxpool.Pool, error) {
 		}
 		if time.Until(deadline) < wait {
 			db.Close()
-			return nil, fmt.Errorf("cannot reach PostgreSQL at %s (DATABASE_URL) within %v (DB_CONNECT_TIMEOUT): %s; start one with 'go tool task db:up', or 'pg_ctlcluster 15 main start' on Debian, or set DATABASE_URL",
+			return nil, fmt.Errorf("cannot reach PostgreSQL at %s (DATABASE_URL) within %v (DB_CONNECT_TIMEOUT): %s; start one with 'go tool -modfile=tools/go.mod task db:up', or 'pg_ctlcluster 15 main start' on Debian, or set DATABASE_URL",
 				where, cfg.ConnectTimeout, oneLine(err))
 		}
 		select {
@@ -124,4 +138,24 @@ func connect(ctx context.Context, cfg Config, h Hooks) (*pgxpool.Pool, error) {
 		}
 		wait = min(2*wait, retryMax)
 	}
+}
+
+// createDatabase creates the database that cc names, connecting for that to the server's
+// maintenance database (postgres) as the same user.
+func createDatabase(ctx context.Context, cc *pgx.ConnConfig) error {
+	admin := cc.Copy()
+	admin.Database = "postgres"
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, admin)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{cc.Database}.Sanitize())
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.DuplicateDatabase {
+		return nil // another instance was quicker
+	}
+	return err
 }

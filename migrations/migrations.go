@@ -85,6 +85,30 @@ func (g *Migrator) Close() error {
 	return errors.Join(srcErr, dbErr)
 }
 
+// Latest returns the version of the newest embedded migration: the version Up leaves a database
+// at.
+func Latest() (uint, error) {
+	src, err := iofs.New(files, ".")
+	if err != nil {
+		return 0, fmt.Errorf("migrations: read embedded files: %w", err)
+	}
+	defer src.Close()
+	v, err := src.First()
+	if err != nil {
+		return 0, fmt.Errorf("migrations: no migration files: %w", err)
+	}
+	for {
+		next, err := src.Next(v)
+		if errors.Is(err, fs.ErrNotExist) {
+			return v, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("migrations: %w", err)
+		}
+		v = next
+	}
+}
+
 // Up applies every pending migration to the database behind pool.
 func Up(pool *pgxpool.Pool) error {
 	g, err := New(pool)
