@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/helmet"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -15,18 +16,19 @@ import (
 	"github.com/gofiber-template/sessions/storage"
 )
 
-// HTTP limits. The body limit covers every route; /login has its own, smaller one.
+// HTTP limits. The body limit (Config.BodyLimit) covers every route; /login has its own,
+// smaller one.
 const (
-	bodyLimit    = 1 << 20
 	readTimeout  = 10 * time.Second // also bounds slow clients trickling headers
 	writeTimeout = 10 * time.Second
 	idleTimeout  = 2 * time.Minute // keep-alive connections
 )
 
-// newServer returns the HTTP server with every route. It does not listen.
-func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, h Hooks, log *slog.Logger) *fiber.App {
+// newServer returns the HTTP server with every route, its sessions identified by ids. It does
+// not listen.
+func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionIDs, h Hooks, log *slog.Logger) *fiber.App {
 	srv := fiber.New(fiber.Config{
-		BodyLimit:             bodyLimit,
+		BodyLimit:             cfg.BodyLimit,
 		ReadTimeout:           readTimeout,
 		WriteTimeout:          writeTimeout,
 		IdleTimeout:           idleTimeout,
@@ -34,8 +36,12 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, h Hooks, log 
 		ErrorHandler:          errorHandler(log),
 	})
 	srv.Use(recover.New()) // a bug in one handler is a 500, not a dead process
+	// On every response: X-Content-Type-Options: nosniff, X-Frame-Options: DENY,
+	// Referrer-Policy: no-referrer, and helmet's other defaults (cross-origin isolation).
+	srv.Use(helmet.New(helmet.Config{XFrameOptions: "DENY"}))
+	srv.Use(crossOrigin) // before every route: routes added later are covered too
 
-	sess := newSessions(store, cfg, h.Now, !h.InMemoryStore)
+	sess := newSessions(store, ids, cfg, h.Now, !h.InMemoryStore)
 	users := newAccounts(db, cfg.QueryTimeout)
 	guard := sess.Guard
 

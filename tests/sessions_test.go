@@ -122,8 +122,10 @@ func TestCookieSecure(t *testing.T) {
 
 	resp := doResp(t, http.DefaultClient, "POST", s.URL+"/login", "application/json", loginBody(email, password))
 	readBody(t, resp)
-	if ck := findCookie(t, resp, "session"); !ck.Secure || !ck.HttpOnly {
-		t.Errorf("session cookie by default: got Secure=%v HttpOnly=%v, want both", ck.Secure, ck.HttpOnly)
+	// The __Host- prefix: browsers take the cookie only from HTTPS, with Path=/ and no Domain.
+	if ck := findCookie(t, resp, "__Host-session"); !ck.Secure || !ck.HttpOnly || ck.Path != "/" || ck.Domain != "" {
+		t.Errorf("session cookie by default: got Secure=%v HttpOnly=%v Path=%q Domain=%q, want Secure, HttpOnly, / and none",
+			ck.Secure, ck.HttpOnly, ck.Path, ck.Domain)
 	}
 }
 
