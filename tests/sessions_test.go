@@ -192,8 +192,8 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 
-	// Over the server's 1 MiB limit: the server answers on seeing Content-Length, before the
-	// body, and closes the connection; a raw connection reads that answer without racing it.
+	// Over the server's limit (BODY_LIMIT): the server answers on seeing Content-Length, before
+	// the body, and closes the connection; a raw connection reads that answer without racing it.
 	t.Run("over the server limit", func(t *testing.T) {
 		conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
 		if err != nil {
