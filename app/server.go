@@ -33,12 +33,10 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 		WriteTimeout:          writeTimeout,
 		IdleTimeout:           idleTimeout,
 		DisableStartupMessage: true,
-		ErrorHandler:          errorHandler(log),
+		ErrorHandler:          withSecurityHeaders(errorHandler(log)),
 	})
 	srv.Use(recover.New()) // a bug in one handler is a 500, not a dead process
-	// On every response: X-Content-Type-Options: nosniff, X-Frame-Options: DENY,
-	// Referrer-Policy: no-referrer, and helmet's other defaults (cross-origin isolation).
-	srv.Use(helmet.New(helmet.Config{XFrameOptions: "DENY"}))
+	srv.Use(helmet.New(securityHeaders))
 	srv.Use(crossOrigin) // before every route: routes added later are covered too
 
 	sess := newSessions(store, ids, cfg, h.Now, !h.InMemoryStore)
@@ -53,6 +51,25 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 	srv.Post("/logout", guard, handlers.Logout(sess))
 	srv.Post("/logout/all", guard, handlers.LogoutAll(sess))
 	return srv
+}
+
+// securityHeaders go on every response: X-Content-Type-Options: nosniff, X-Frame-Options: DENY,
+// Referrer-Policy: no-referrer, and helmet's other defaults (cross-origin isolation, among
+// others).
+var securityHeaders = helmet.Config{XFrameOptions: "DENY"}
+
+// withSecurityHeaders gives the three headers that matter most to the error responses Fiber
+// sends before any middleware runs (a malformed request, headers too large, a body over
+// BODY_LIMIT announced by Content-Length), so that they too carry them.
+func withSecurityHeaders(h fiber.ErrorHandler) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		if len(c.Response().Header.Peek(fiber.HeaderXContentTypeOptions)) == 0 {
+			c.Set(fiber.HeaderXContentTypeOptions, helmet.ConfigDefault.ContentTypeNosniff)
+			c.Set(fiber.HeaderXFrameOptions, securityHeaders.XFrameOptions)
+			c.Set(fiber.HeaderReferrerPolicy, helmet.ConfigDefault.ReferrerPolicy)
+		}
+		return h(c, err)
+	}
 }
 
 // errorHandler is the one place where errors become HTTP responses, all shaped

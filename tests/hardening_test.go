@@ -303,6 +303,10 @@ func TestBodyLimit(t *testing.T) {
 		if body := readBody(t, resp); resp.StatusCode != tt.want {
 			t.Errorf("POST /logout with a %d-byte body: got %d %s, want %d", tt.size, resp.StatusCode, body, tt.want)
 		}
+		// Answered before any middleware ran, yet with the security headers.
+		if got := resp.Header.Get("X-Content-Type-Options") + " " + resp.Header.Get("X-Frame-Options"); got != "nosniff DENY" {
+			t.Errorf("POST /logout with a %d-byte body: got X-Content-Type-Options and X-Frame-Options %q, want nosniff DENY", tt.size, got)
+		}
 	}
 }
 
