@@ -25,6 +25,10 @@ func BenchmarkMe(b *testing.B) {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ids, err := loadSessionIDs(context.Background(), db)
+	if err != nil {
+		b.Fatal(err)
+	}
 
 	tiered, err := storage.New(context.Background(), db, cfg.storeConfig(time.Now))
 	if err != nil {
@@ -50,8 +54,8 @@ func BenchmarkMe(b *testing.B) {
 		handler fasthttp.RequestHandler
 		sid     string
 	}{
-		{"Tiered", newServer(cfg, db, tiered, Hooks{Now: time.Now}, log).Handler(), ""},
-		{"InMemory", newServer(cfg, db, inMemory, Hooks{Now: time.Now, InMemoryStore: true}, log).Handler(), ""},
+		{"Tiered", newServer(cfg, db, tiered, ids, Hooks{Now: time.Now}, log).Handler(), ""},
+		{"InMemory", newServer(cfg, db, inMemory, ids, Hooks{Now: time.Now, InMemoryStore: true}, log).Handler(), ""},
 		{"Bare", bare.Handler(), "none"},
 	} {
 		if bb.sid == "" {
@@ -64,7 +68,7 @@ func BenchmarkMe(b *testing.B) {
 				ctx.Request.Reset()
 				ctx.Response.Reset()
 				ctx.Request.SetRequestURI("/me")
-				ctx.Request.Header.SetCookie(cookieName, bb.sid)
+				ctx.Request.Header.SetCookie(cookieName(cfg.CookieSecure), bb.sid)
 				bb.handler(&ctx)
 				if ctx.Response.StatusCode() != 200 {
 					b.Fatalf("GET /me: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
@@ -87,7 +91,7 @@ func benchLogin(b *testing.B, handler fasthttp.RequestHandler) string {
 		b.Fatalf("login: %d %s", login.Response.StatusCode(), login.Response.Body())
 	}
 	var cookie fasthttp.Cookie
-	cookie.SetKey(cookieName)
+	cookie.SetKey(cookieName(true))
 	if !login.Response.Header.Cookie(&cookie) {
 		b.Fatal("login set no cookie")
 	}

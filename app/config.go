@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/joho/godotenv"
 
+	"github.com/gofiber-template/sessions/handlers"
 	"github.com/gofiber-template/sessions/storage"
 )
 
@@ -27,9 +28,11 @@ type Config struct {
 	Host            string        // HOST: interface to listen on; "" = all
 	Port            int           // PORT: TCP port; 0 = any free port
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT: how long requests in flight may take to finish on SIGTERM
+	BodyLimit       int           // BODY_LIMIT: largest request body, in bytes, on any route
 
 	CookieSecure  bool          // COOKIE_SECURE: send the session cookie over HTTPS only
 	IdleTimeout   time.Duration // SESSION_IDLE_TIMEOUT: a session ends after this long unused
+	MaxLifetime   time.Duration // SESSION_MAX_LIFETIME: a session ends this long after login, however much it is used
 	TouchInterval time.Duration // SESSION_TOUCH_INTERVAL: least time between two refreshes of a session's expiry
 	CacheCapacity int           // SESSION_CACHE_CAPACITY: sessions kept in memory; 0 = none
 	CacheMaxAge   time.Duration // SESSION_CACHE_MAX_AGE: longest a session stays in memory without a read from Postgres
@@ -47,8 +50,10 @@ func DefaultConfig() Config {
 		QueryTimeout:    st.QueryTimeout,
 		Port:            3000,
 		ShutdownTimeout: 10 * time.Second,
+		BodyLimit:       16 << 10,
 		CookieSecure:    true,
 		IdleTimeout:     7 * 24 * time.Hour,
+		MaxLifetime:     30 * 24 * time.Hour,
 		CacheCapacity:   storage.DefaultCapacity,
 		CacheMaxAge:     st.MaxAge,
 		SweepInterval:   st.SweepInterval,
@@ -75,8 +80,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	p.string("HOST", &cfg.Host)
 	p.int("PORT", &cfg.Port)
 	p.duration("SHUTDOWN_TIMEOUT", &cfg.ShutdownTimeout)
+	p.int("BODY_LIMIT", &cfg.BodyLimit)
 	p.bool("COOKIE_SECURE", &cfg.CookieSecure)
 	p.duration("SESSION_IDLE_TIMEOUT", &cfg.IdleTimeout)
+	p.duration("SESSION_MAX_LIFETIME", &cfg.MaxLifetime)
 	p.duration("SESSION_TOUCH_INTERVAL", &cfg.TouchInterval)
 	p.int("SESSION_CACHE_CAPACITY", &cfg.CacheCapacity)
 	p.duration("SESSION_CACHE_MAX_AGE", &cfg.CacheMaxAge)
@@ -107,12 +114,18 @@ func (c Config) validate() []string {
 	if c.Port < 0 || c.Port > 65535 {
 		bad("PORT=%d is out of range 0-65535", c.Port)
 	}
+	if c.BodyLimit < handlers.MaxLoginBody {
+		bad("BODY_LIMIT=%d is under %d, the largest login body", c.BodyLimit, handlers.MaxLoginBody)
+	}
 	if c.CacheCapacity < 0 {
 		bad("SESSION_CACHE_CAPACITY=%d is negative; 0 turns the memory tier off", c.CacheCapacity)
 	}
 	// Fiber's cookie Max-Age and the sessions table count whole seconds.
 	if c.IdleTimeout < time.Second {
 		bad("SESSION_IDLE_TIMEOUT=%v is under 1s", c.IdleTimeout)
+	}
+	if c.MaxLifetime < time.Second {
+		bad("SESSION_MAX_LIFETIME=%v is under 1s", c.MaxLifetime)
 	}
 	if c.TouchInterval < time.Second || c.TouchInterval >= c.IdleTimeout {
 		bad("SESSION_TOUCH_INTERVAL=%v must be at least 1s and less than SESSION_IDLE_TIMEOUT (%v)", c.TouchInterval, c.IdleTimeout)

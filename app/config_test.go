@@ -24,7 +24,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Errorf("got %+v, want %+v", cfg, want)
 	}
 	if cfg.DatabaseURL != "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable" || cfg.Port != 3000 ||
-		cfg.CacheCapacity != 2000 || cfg.IdleTimeout != 168*time.Hour || !cfg.CookieSecure || !cfg.MigrateOnStart {
+		cfg.CacheCapacity != 2000 || cfg.IdleTimeout != 168*time.Hour || !cfg.CookieSecure || !cfg.MigrateOnStart ||
+		cfg.MaxLifetime != 720*time.Hour || cfg.BodyLimit != 16384 {
 		t.Errorf("defaults: got %+v, want the documented ones", cfg)
 	}
 }
@@ -40,8 +41,10 @@ func TestLoadConfigValues(t *testing.T) {
 		"HOST":                   "127.0.0.1",
 		"PORT":                   "8080",
 		"SHUTDOWN_TIMEOUT":       "3s",
+		"BODY_LIMIT":             "65536",
 		"COOKIE_SECURE":          "false",
 		"SESSION_IDLE_TIMEOUT":   "30m",
+		"SESSION_MAX_LIFETIME":   "12h",
 		"SESSION_TOUCH_INTERVAL": "10s",
 		"SESSION_CACHE_CAPACITY": "0",
 		"SESSION_CACHE_MAX_AGE":  "1m",
@@ -53,8 +56,8 @@ func TestLoadConfigValues(t *testing.T) {
 	want := Config{
 		DatabaseURL: "postgres://app@db:5433/app", ListenDatabaseURL: "postgres://app@db-direct:5432/app",
 		MigrateOnStart: false, ConnectTimeout: 30 * time.Second, QueryTimeout: 500 * time.Millisecond,
-		Host: "127.0.0.1", Port: 8080, ShutdownTimeout: 3 * time.Second, CookieSecure: false,
-		IdleTimeout: 30 * time.Minute, TouchInterval: 10 * time.Second, CacheCapacity: 0,
+		Host: "127.0.0.1", Port: 8080, ShutdownTimeout: 3 * time.Second, BodyLimit: 65536, CookieSecure: false,
+		IdleTimeout: 30 * time.Minute, MaxLifetime: 12 * time.Hour, TouchInterval: 10 * time.Second, CacheCapacity: 0,
 		CacheMaxAge: time.Minute, SweepInterval: time.Hour,
 	}
 	if cfg != want {
@@ -98,6 +101,10 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"idle too short", map[string]string{"SESSION_IDLE_TIMEOUT": "500ms"}, []string{"SESSION_IDLE_TIMEOUT=500ms"}},
 		{"touch not under idle", map[string]string{"SESSION_IDLE_TIMEOUT": "1h", "SESSION_TOUCH_INTERVAL": "1h"}, []string{"SESSION_TOUCH_INTERVAL=1h0m0s"}},
 		{"touch too short", map[string]string{"SESSION_TOUCH_INTERVAL": "10ms"}, []string{"SESSION_TOUCH_INTERVAL=10ms"}},
+		{"max lifetime too short", map[string]string{"SESSION_MAX_LIFETIME": "0s"}, []string{"SESSION_MAX_LIFETIME=0s"}},
+		{"max lifetime not a duration", map[string]string{"SESSION_MAX_LIFETIME": "30d"}, []string{`SESSION_MAX_LIFETIME="30d"`}},
+		{"body limit under the login limit", map[string]string{"BODY_LIMIT": "1000"}, []string{"BODY_LIMIT=1000"}},
+		{"body limit not a number", map[string]string{"BODY_LIMIT": "16KiB"}, []string{`BODY_LIMIT="16KiB"`}},
 		{"cookie secure not a bool", map[string]string{"COOKIE_SECURE": "yes please"}, []string{`COOKIE_SECURE="yes please"`}},
 		{"migrate not a bool", map[string]string{"MIGRATE_ON_START": "sometimes"}, []string{"MIGRATE_ON_START"}},
 		{"database url", map[string]string{"DATABASE_URL": "postgres://h:notaport/db"}, []string{"DATABASE_URL"}},

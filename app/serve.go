@@ -41,13 +41,17 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 		return fmt.Errorf("start session store: %v", oneLine(err))
 	}
 	defer store.Close() // deferred after db.Close, so it runs before it
+	ids, err := loadSessionIDs(ctx, db)
+	if err != nil {
+		return fmt.Errorf("start sessions: %v", oneLine(err))
+	}
 
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s (HOST, PORT): %v", addr, err)
 	}
-	srv := newServer(cfg, db, store, h, log)
+	srv := newServer(cfg, db, store, ids, h, log)
 	served := make(chan error, 1)
 	go func() { served <- srv.Listener(ln) }()
 	log.Info("listening", "addr", ln.Addr().String())

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/helmet"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -15,27 +16,30 @@ import (
 	"github.com/gofiber-template/sessions/storage"
 )
 
-// HTTP limits. The body limit covers every route; /login has its own, smaller one.
+// HTTP limits. The body limit (Config.BodyLimit) covers every route; /login has its own,
+// smaller one.
 const (
-	bodyLimit    = 1 << 20
 	readTimeout  = 10 * time.Second // also bounds slow clients trickling headers
 	writeTimeout = 10 * time.Second
 	idleTimeout  = 2 * time.Minute // keep-alive connections
 )
 
-// newServer returns the HTTP server with every route. It does not listen.
-func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, h Hooks, log *slog.Logger) *fiber.App {
+// newServer returns the HTTP server with every route, its sessions identified by ids. It does
+// not listen.
+func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionIDs, h Hooks, log *slog.Logger) *fiber.App {
 	srv := fiber.New(fiber.Config{
-		BodyLimit:             bodyLimit,
+		BodyLimit:             cfg.BodyLimit,
 		ReadTimeout:           readTimeout,
 		WriteTimeout:          writeTimeout,
 		IdleTimeout:           idleTimeout,
 		DisableStartupMessage: true,
-		ErrorHandler:          errorHandler(log),
+		ErrorHandler:          withSecurityHeaders(errorHandler(log)),
 	})
 	srv.Use(recover.New()) // a bug in one handler is a 500, not a dead process
+	srv.Use(helmet.New(securityHeaders))
+	srv.Use(crossOrigin) // before every route: routes added later are covered too
 
-	sess := newSessions(store, cfg, h.Now, !h.InMemoryStore)
+	sess := newSessions(store, ids, cfg, h.Now, !h.InMemoryStore)
 	users := newAccounts(db, cfg.QueryTimeout)
 	guard := sess.Guard
 
@@ -47,6 +51,25 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, h Hooks, log 
 	srv.Post("/logout", guard, handlers.Logout(sess))
 	srv.Post("/logout/all", guard, handlers.LogoutAll(sess))
 	return srv
+}
+
+// securityHeaders go on every response: X-Content-Type-Options: nosniff, X-Frame-Options: DENY,
+// Referrer-Policy: no-referrer, and helmet's other defaults (cross-origin isolation, among
+// others).
+var securityHeaders = helmet.Config{XFrameOptions: "DENY"}
+
+// withSecurityHeaders gives the three headers that matter most to the error responses Fiber
+// sends before any middleware runs (a malformed request, headers too large, a body over
+// BODY_LIMIT announced by Content-Length), so that they too carry them.
+func withSecurityHeaders(h fiber.ErrorHandler) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		if len(c.Response().Header.Peek(fiber.HeaderXContentTypeOptions)) == 0 {
+			c.Set(fiber.HeaderXContentTypeOptions, helmet.ConfigDefault.ContentTypeNosniff)
+			c.Set(fiber.HeaderXFrameOptions, securityHeaders.XFrameOptions)
+			c.Set(fiber.HeaderReferrerPolicy, helmet.ConfigDefault.ReferrerPolicy)
+		}
+		return h(c, err)
+	}
 }
 
 // errorHandler is the one place where errors become HTTP responses, all shaped

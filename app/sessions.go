@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/gob"
 	"errors"
 	"fmt"
@@ -16,8 +15,16 @@ import (
 	"github.com/gofiber-template/sessions/storage"
 )
 
-// cookieName is the session cookie's name.
-const cookieName = "session"
+// cookieName is the session cookie's name: with the __Host- prefix when the cookie is Secure,
+// so that browsers accept it only from HTTPS, for this host and path /, and no subdomain can
+// set or shadow it. Browsers refuse a __Host- cookie that is not Secure, hence the plain name
+// with COOKIE_SECURE=false.
+func cookieName(secure bool) string {
+	if secure {
+		return "__Host-session"
+	}
+	return "session"
+}
 
 // What a session holds: a few primitives, so that Fiber's gob encoding stays small. Everything
 // the guard hands a handler is here: serving /me reads nothing else.
@@ -25,6 +32,7 @@ const (
 	keyUserID  = "uid"   // int64, users.id
 	keyEmail   = "email" // string
 	keyTouched = "t"     // int64, unix seconds of the last write that moved the expiry
+	keyLogin   = "l"     // int64, unix seconds of the login; never changes
 )
 
 var errLoginRequired = fiber.NewError(fiber.StatusUnauthorized, "login required")
@@ -36,15 +44,24 @@ var errLoginRequired = fiber.NewError(fiber.StatusUnauthorized, "login required"
 // store's decoded form instead (see sessionData), because the middleware would gob-decode the
 // session again on every request.
 //
-// Fiber v2's session has two traps handled here: Save leaves the session locked when the store
-// fails, so a session whose Save failed is dropped, never used again; and its cookie is not
-// HttpOnly unless asked.
+// Fiber v2's session has three traps handled here: Save leaves the session locked when the
+// store fails, so a session whose Save failed is dropped, never used again; its cookie is not
+// HttpOnly unless asked; and it looks up whatever cookie it is sent, so a cookie that is not a
+// valid id (sessionIDs) is removed from the request before Fiber's middleware reads it.
+//
+// A session ends at the first of: its idle timeout after the last move of its expiry, and its
+// absolute lifetime after its login. The row's and the cookie's expiry never reach past the
+// latter, and the guard refuses a session past it whatever the row says.
 type sessions struct {
-	fiber *session.Store
-	store *storage.Store
-	now   func() time.Time
-	touch int64 // TouchInterval in seconds
-	bind  bool  // whether sessions are bound to their owner (false only for Hooks.InMemoryStore)
+	fiber   *session.Store
+	store   *storage.Store
+	ids     sessionIDs
+	cookie  string // cookieName
+	now     func() time.Time
+	touch   int64 // TouchInterval in seconds
+	idle    int64 // IdleTimeout in seconds
+	maxLife int64 // MaxLifetime in seconds
+	bind    bool  // whether sessions are bound to their owner (false only for Hooks.InMemoryStore)
 }
 
 // sessionData is a session as the guard reads it. The store decodes each stored value once
@@ -53,6 +70,7 @@ type sessions struct {
 type sessionData struct {
 	user    handlers.User // ID 0: not a login session
 	touched int64         // keyTouched
+	login   int64         // keyLogin
 }
 
 // decodeSession turns a stored session, the gob-encoded map Fiber's middleware saves, into a
@@ -66,31 +84,43 @@ func decodeSession(val []byte) (any, error) {
 	d.user.ID, _ = m[keyUserID].(int64)
 	d.user.Email, _ = m[keyEmail].(string)
 	d.touched, _ = m[keyTouched].(int64)
+	d.login, _ = m[keyLogin].(int64)
 	return d, nil
 }
 
 var _ handlers.Sessions = (*sessions)(nil)
 
-// newSessions returns the sessions over store, whose Config.Decode must be decodeSession.
-// bind says whether to bind sessions to their user for logging out everywhere (false only for
-// Hooks.InMemoryStore, which cannot).
-func newSessions(store *storage.Store, cfg Config, now func() time.Time, bind bool) *sessions {
+// newSessions returns the sessions over store, whose Config.Decode must be decodeSession, with
+// ids minted and checked by ids. bind says whether to bind sessions to their user for logging
+// out everywhere (false only for Hooks.InMemoryStore, which cannot).
+func newSessions(store *storage.Store, ids sessionIDs, cfg Config, now func() time.Time, bind bool) *sessions {
+	name := cookieName(cfg.CookieSecure)
 	return &sessions{
 		fiber: session.New(session.Config{
 			Storage:        store,
 			Expiration:     cfg.IdleTimeout,
-			KeyLookup:      "cookie:" + cookieName,
+			KeyLookup:      "cookie:" + name,
 			CookiePath:     "/",
 			CookieSecure:   cfg.CookieSecure,
 			CookieHTTPOnly: true,
 			CookieSameSite: "Lax",
-			KeyGenerator:   rand.Text, // 130 random bits
+			KeyGenerator:   ids.New,
 		}),
-		store: store,
-		now:   now,
-		touch: int64(cfg.TouchInterval / time.Second),
-		bind:  bind,
+		store:   store,
+		ids:     ids,
+		cookie:  name,
+		now:     now,
+		touch:   int64(cfg.TouchInterval / time.Second),
+		idle:    int64(cfg.IdleTimeout / time.Second),
+		maxLife: int64(cfg.MaxLifetime / time.Second),
+		bind:    bind,
 	}
+}
+
+// expiry is how long a session that logged in at login (unix seconds) may live from now: the
+// idle timeout, cut short by the absolute lifetime. Zero or less: the session is over.
+func (s *sessions) expiry(login int64, now time.Time) time.Duration {
+	return min(time.Duration(s.idle)*time.Second, time.Unix(login+s.maxLife, 0).Sub(now))
 }
 
 // owner is the owner under which the store files a user's sessions.
@@ -99,18 +129,27 @@ func owner(userID int64) string { return strconv.FormatInt(userID, 10) }
 // Start implements handlers.Sessions. The session id always changes, so an id planted in the
 // browser before login (session fixation) is worth nothing after it.
 func (s *sessions) Start(c *fiber.Ctx, u handlers.User) error {
+	if !s.ids.Valid(c.Cookies(s.cookie)) {
+		c.Request().Header.DelCookie(s.cookie) // Fiber would look it up
+	}
 	sess, err := s.fiber.Get(c)
 	if err != nil {
 		return fmt.Errorf("load session: %w", err)
 	}
 	// Reset deletes the old session with its data, whoever it belonged to, and picks a new id.
-	if err := sess.Reset(); err != nil {
-		return fmt.Errorf("reset session: %w", err)
+	// A fresh session has a new id already, and nothing to delete.
+	if !sess.Fresh() {
+		if err := sess.Reset(); err != nil {
+			return fmt.Errorf("reset session: %w", err)
+		}
 	}
 	id := sess.ID() // Save releases sess: read the id before.
+	now := s.now()
 	sess.Set(keyUserID, u.ID)
 	sess.Set(keyEmail, u.Email)
-	sess.Set(keyTouched, s.now().Unix())
+	sess.Set(keyTouched, now.Unix())
+	sess.Set(keyLogin, now.Unix())
+	sess.SetExpiry(s.expiry(now.Unix(), now))
 	if err := sess.Save(); err != nil {
 		return fmt.Errorf("save session: %w", err)
 	}
@@ -148,15 +187,16 @@ func (s *sessions) EndAll(c *fiber.Ctx, u handlers.User) error {
 
 // Guard is the middleware in front of every protected route. It answers 401 unless the request
 // carries a live session, and hands the handler the session's user (handlers.CurrentUser). For a
-// session in memory it sends nothing to the database and decodes nothing.
+// session in memory it sends nothing to the database and decodes nothing; for a cookie that is
+// not a valid session id (sessionIDs.Valid) it looks nothing up.
 //
 // It refreshes the session's expiry, in the store and in the cookie, at most once per touch
-// interval: steady use of one session costs one write per interval, and most requests none. The
-// refresh never brings back a session logged out meanwhile: the store refuses it
-// (storage.ErrDeleted) and the request gets 401.
+// interval and never past the absolute lifetime: steady use of one session costs one write per
+// interval, and most requests none. The refresh never brings back a session logged out
+// meanwhile: the store refuses it (storage.ErrDeleted) and the request gets 401.
 func (s *sessions) Guard(c *fiber.Ctx) error {
-	id := c.Cookies(cookieName)
-	if id == "" {
+	id := c.Cookies(s.cookie)
+	if !s.ids.Valid(id) {
 		return errLoginRequired
 	}
 	v, err := s.store.GetDecoded(c.UserContext(), id)
@@ -167,8 +207,13 @@ func (s *sessions) Guard(c *fiber.Ctx) error {
 	if d == nil || d.user.ID == 0 {
 		return errLoginRequired
 	}
-	if now := s.now().Unix(); now-d.touched >= s.touch {
-		if err := s.refresh(c, now); err != nil {
+	now := s.now()
+	if s.expiry(d.login, now) <= 0 {
+		return errLoginRequired // past its absolute lifetime, whatever the row's expiry says
+	}
+	// Once a refresh has reached the absolute lifetime, another could not move the expiry.
+	if t := now.Unix(); t-d.touched >= s.touch && d.touched+s.idle < d.login+s.maxLife {
+		if err := s.refresh(c, now, d.login); err != nil {
 			return err
 		}
 	}
@@ -177,9 +222,9 @@ func (s *sessions) Guard(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// refresh moves the expiry of the request's session, through Fiber's middleware so that the
-// cookie moves with it, and records now as its touch time.
-func (s *sessions) refresh(c *fiber.Ctx, now int64) error {
+// refresh moves the expiry of the request's session, which logged in at login, through Fiber's
+// middleware so that the cookie moves with it, and records now as its touch time.
+func (s *sessions) refresh(c *fiber.Ctx, now time.Time, login int64) error {
 	sess, err := s.fiber.Get(c)
 	if err != nil {
 		return fmt.Errorf("load session: %w", err)
@@ -187,7 +232,8 @@ func (s *sessions) refresh(c *fiber.Ctx, now int64) error {
 	if _, ok := sess.Get(keyUserID).(int64); !ok {
 		return errLoginRequired // ended since the guard read it
 	}
-	sess.Set(keyTouched, now)
+	sess.Set(keyTouched, now.Unix())
+	sess.SetExpiry(s.expiry(login, now))
 	if err := sess.Save(); err != nil {
 		if errors.Is(err, storage.ErrDeleted) {
 			return errLoginRequired

@@ -126,7 +126,7 @@ func (b *bench) comparison(ctx context.Context) ([]*modeResult, error) {
 func (b *bench) comparisonSessions(ctx context.Context) error {
 	cookies := make([]string, b.o.conns)
 	for i := range cookies {
-		cookies[i] = newCookie()
+		cookies[i] = b.newCookie()
 	}
 	if err := b.clone(ctx, cookies); err != nil {
 		return err
@@ -291,7 +291,7 @@ func (b *bench) scaling(ctx context.Context, ns []int) ([]scalePoint, error) {
 	}
 	cookies := make([]string, maxN)
 	for i := range cookies {
-		cookies[i] = newCookie()
+		cookies[i] = b.newCookie()
 	}
 	step("clone the login session into %d sessions", maxN)
 	if err := b.clone(ctx, cookies); err != nil {

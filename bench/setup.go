@@ -3,7 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +42,7 @@ type bench struct {
 	dbURL  string
 	proxy  *delayProxy
 	cookie string // a login session in the database
+	idKey  []byte // the key that signs session ids (table session_key)
 	// The comparison's sessions: one per wrk connection, cloned from cookie, sent round-robin
 	// by the Lua script, so concurrent requests are for different sessions (as from different
 	// users) and the store's shared misses do not hide Postgres in Postgres-only mode.
@@ -96,6 +100,10 @@ func setup(ctx context.Context, o options) (*bench, error) {
 	b.cookie, err = login(srv.addr)
 	srv.stop()
 	if err != nil {
+		b.close()
+		return nil, err
+	}
+	if b.idKey, err = readIDKey(ctx, b.dbURL); err != nil {
 		b.close()
 		return nil, err
 	}
@@ -385,5 +393,25 @@ func (b *bench) pinBackends(ctx context.Context) {
 	}
 }
 
-// newCookie is a fresh session cookie value.
-func newCookie() string { return rand.Text() }
+// newCookie is a fresh session id that the server accepts: random, signed under the key the
+// server keeps in the session_key table, in app/sessionid.go's format.
+func (b *bench) newCookie() string {
+	r := rand.Text()
+	m := hmac.New(sha256.New, b.idKey)
+	m.Write([]byte(r))
+	return r + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(m.Sum(nil)[:16])
+}
+
+// readIDKey reads the key that signs session ids from the database at dbURL.
+func readIDKey(ctx context.Context, dbURL string) ([]byte, error) {
+	db, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var key []byte
+	if err := db.QueryRow(ctx, "SELECT key FROM session_key").Scan(&key); err != nil {
+		return nil, fmt.Errorf("read the session key: %w", err)
+	}
+	return key, nil
+}

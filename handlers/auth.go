@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/gofiber/fiber/v2"
@@ -34,9 +33,7 @@ type Sessions interface {
 
 var (
 	errBadCredentials = fiber.NewError(fiber.StatusUnauthorized, "invalid email or password")
-	errNotJSON        = fiber.NewError(fiber.StatusUnsupportedMediaType, "send Content-Type: application/json")
 	errLoginBody      = fiber.NewError(fiber.StatusBadRequest, `body must be a JSON object {"email": "...", "password": "..."}`)
-	errLoginTooLarge  = fiber.NewError(fiber.StatusRequestEntityTooLarge, fmt.Sprintf("login body over %d bytes", MaxLoginBody))
 )
 
 type loginRequest struct {
@@ -45,24 +42,19 @@ type loginRequest struct {
 }
 
 // Login answers POST /login with a JSON body {"email", "password"}: 200 with the user as JSON
-// and a new session cookie, 401 for bad credentials, 400 for a malformed body, 413 for one over
-// MaxLoginBody, 415 for one that is not JSON.
+// and a new session cookie, 401 for bad credentials, 400 for a malformed body (DecodeJSON's
+// rules), 413 for one over MaxLoginBody, 415 for one that is not JSON.
 //
 // Requiring the JSON content type is what keeps another site from logging a visitor in to the
 // attacker's account: a cross-site form cannot send it, and a cross-site fetch that does needs a
 // CORS preflight this server never grants.
 func Login(accounts Accounts, sessions Sessions) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if !c.Is("json") {
-			return errNotJSON
-		}
-		// The raw body: c.Body would inflate a compressed one first, without a size limit.
-		body := c.Request().Body()
-		if len(body) > MaxLoginBody {
-			return errLoginTooLarge
-		}
 		var in loginRequest
-		if err := json.Unmarshal(body, &in); err != nil || in.Email == "" || in.Password == "" {
+		if err := DecodeJSON(c, &in, MaxLoginBody); err != nil {
+			return err
+		}
+		if in.Email == "" || in.Password == "" {
 			return errLoginBody
 		}
 		u, ok, err := accounts.Authenticate(c.UserContext(), in.Email, in.Password)

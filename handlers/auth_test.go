@@ -119,7 +119,7 @@ func TestLogin(t *testing.T) {
 	t.Parallel()
 	sessions := &fakeSessions{}
 	status, body := send(t, newApp(&fakeAccounts{}, sessions), "POST", "/login",
-		"application/json; charset=utf-8", `{"email": "ada@example.com", "password": "right", "remember": true}`)
+		"application/json; charset=utf-8", `{"email": "ada@example.com", "password": "right"}`)
 	if want := `{"id":7,"email":"ada@example.com"}`; status != 200 || body != want {
 		t.Errorf("got %d %s, want 200 %s", status, body, want)
 	}

@@ -47,7 +47,7 @@ func getenv(env map[string]string) func(string) string {
 
 // startServer runs app.Run serve with env and hooks, waits until it listens, and stops it when
 // the test ends if the test has not.
-func startServer(t *testing.T, env map[string]string, hooks app.Hooks) *server {
+func startServer(t testing.TB, env map[string]string, hooks app.Hooks) *server {
 	t.Helper()
 	type ready struct {
 		addr  string
@@ -106,7 +106,7 @@ func (b *syncBuffer) String() string {
 }
 
 // runCLI runs one command of the program against env, with stdin, and returns its output.
-func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) (string, error) {
+func runCLI(t testing.TB, env map[string]string, stdin string, args ...string) (string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	err := app.Run(context.Background(), args, getenv(env), strings.NewReader(stdin), &stdout, &stderr)
@@ -114,7 +114,7 @@ func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) (
 }
 
 // mustCreateUser creates a user through the CLI, as an operator would.
-func mustCreateUser(t *testing.T, dbURL, email, password string) {
+func mustCreateUser(t testing.TB, dbURL, email, password string) {
 	t.Helper()
 	if out, err := runCLI(t, baseEnv(dbURL), password+"\n", "user", "create", email); err != nil {
 		t.Fatalf("user create %s: %v\n%s", email, err, out)

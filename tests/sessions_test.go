@@ -122,8 +122,10 @@ func TestCookieSecure(t *testing.T) {
 
 	resp := doResp(t, http.DefaultClient, "POST", s.URL+"/login", "application/json", loginBody(email, password))
 	readBody(t, resp)
-	if ck := findCookie(t, resp, "session"); !ck.Secure || !ck.HttpOnly {
-		t.Errorf("session cookie by default: got Secure=%v HttpOnly=%v, want both", ck.Secure, ck.HttpOnly)
+	// The __Host- prefix: browsers take the cookie only from HTTPS, with Path=/ and no Domain.
+	if ck := findCookie(t, resp, "__Host-session"); !ck.Secure || !ck.HttpOnly || ck.Path != "/" || ck.Domain != "" {
+		t.Errorf("session cookie by default: got Secure=%v HttpOnly=%v Path=%q Domain=%q, want Secure, HttpOnly, / and none",
+			ck.Secure, ck.HttpOnly, ck.Path, ck.Domain)
 	}
 }
 
@@ -190,8 +192,8 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 
-	// Over the server's 1 MiB limit: the server answers on seeing Content-Length, before the
-	// body, and closes the connection; a raw connection reads that answer without racing it.
+	// Over the server's limit (BODY_LIMIT): the server answers on seeing Content-Length, before
+	// the body, and closes the connection; a raw connection reads that answer without racing it.
 	t.Run("over the server limit", func(t *testing.T) {
 		conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
 		if err != nil {
