@@ -60,7 +60,7 @@ func checkPassword(encoded, password string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	key := argon2.IDKey([]byte(password), p.salt, p.time, p.memory, p.threads, uint32(len(p.key)))
+	key := argon2.IDKey([]byte(password), p.salt, p.time, p.memory, p.threads, uint32(len(p.key))) //nolint:gosec // parseHash bounds len(p.key) by maxArgonKeyLen
 	return subtle.ConstantTimeCompare(key, p.key) == 1, nil
 }
 

@@ -49,7 +49,7 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("cannot listen on %s (HOST, PORT): %v", addr, err)
+		return fmt.Errorf("cannot listen on %s (HOST, PORT): %w", addr, err)
 	}
 	srv := newServer(cfg, db, store, ids, h, log)
 	served := make(chan error, 1)
@@ -69,7 +69,7 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 	// Fiber's shutdown does nothing if it wins the race with Listener's start; closing the
 	// listener ourselves makes Listener return in every case.
 	_ = ln.Close()
-	<-served
+	<-served //nolint:errcheck // after a shutdown, Listener's error only says that it stopped
 	if shutErr != nil {
 		return fmt.Errorf("shutdown: requests still running after SHUTDOWN_TIMEOUT (%v): %w", cfg.ShutdownTimeout, shutErr)
 	}
@@ -79,7 +79,7 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 // Bounds of the retry while the database is unreachable at start-up.
 const (
 	pingTimeout = 2 * time.Second
-	retryMin    = 100 * time.Millisecond
+	retryFirst  = 100 * time.Millisecond
 	retryMax    = time.Second
 )
 
@@ -102,7 +102,7 @@ func connect(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) (*pgxpo
 	}
 
 	deadline := time.Now().Add(cfg.ConnectTimeout)
-	wait := retryMin
+	wait := retryFirst
 	created := false
 	for {
 		pctx, cancel := context.WithTimeout(ctx, min(pingTimeout, max(time.Until(deadline), time.Millisecond)))

@@ -48,7 +48,7 @@ func runWrk(ctx context.Context, url string, d time.Duration, conns int, header,
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return wrkResult{}, fmt.Errorf("wrk: %v: %s", err, out.String())
+		return wrkResult{}, fmt.Errorf("wrk: %w: %s", err, out.String())
 	}
 	return parseWrk(out.String())
 }

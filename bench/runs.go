@@ -247,6 +247,7 @@ func (b *bench) stampedeOnce(ctx context.Context, slow bool) (stampedeResult, er
 				return
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				mu.Lock()
 				r.ok++

@@ -172,7 +172,7 @@ func (b *bench) cli(ctx context.Context, stdin string, args ...string) error {
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("sessions %s: %v: %s", strings.Join(args, " "), err, out)
+		return fmt.Errorf("sessions %s: %w: %s", strings.Join(args, " "), err, out)
 	}
 	step("sessions %s: %s", strings.Join(args, " "), strings.TrimSpace(string(out)))
 	return nil
@@ -248,7 +248,7 @@ func (b *bench) start(ctx context.Context, mode string, slow bool, capacity int)
 	if err != nil {
 		s.stop()
 		logTail, _ := os.ReadFile(b.log.Name())
-		return nil, fmt.Errorf("start %s server: %v\n%s", mode, err, tail(string(logTail), 2000))
+		return nil, fmt.Errorf("start %s server: %w\n%s", mode, err, tail(string(logTail), 2000))
 	}
 	return s, nil
 }

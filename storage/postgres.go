@@ -98,7 +98,7 @@ func (t *pgTier) set(ctx context.Context, key string, val []byte, exp time.Durat
 	if exp > 0 {
 		// postgres/v3 adds exp to time.Now; shift it so the row expires exp after the store's
 		// clock, which every expiry check of the store uses (they differ only under a test clock).
-		exp = max(exp+t.now().Sub(time.Now()), time.Nanosecond)
+		exp = max(exp+time.Until(t.now()), time.Nanosecond)
 	}
 	err := t.pg.SetWithContext(ctx, key, val, exp)
 	var pgErr *pgconn.PgError
