@@ -28,6 +28,8 @@ const usage = `usage: sessions [command]
   migrate version        print the schema version
   user create EMAIL      create a user; reads the password, one line, from standard input
   user passwd EMAIL      change a user's password the same way, and end all their sessions
+  health                 exit 0 if the server on this machine's PORT answers /readyz with 200,
+                         1 otherwise (for container health checks)
   help                   print this text
 
 Configuration comes from the environment and from .env when present; see .env.example.
@@ -81,8 +83,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
-	if cmd.name == "serve" {
+	switch cmd.name {
+	case "serve":
 		return serve(ctx, cfg, h, log)
+	case "health":
+		return health(ctx, cfg, stdout)
 	}
 
 	var password string
@@ -111,7 +116,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 }
 
 type command struct {
-	name  string // "serve", "help", "migrate up", "user create", ...
+	name  string // "serve", "help", "health", "migrate up", "user create", ...
 	email string // of the user commands
 }
 
@@ -129,6 +134,11 @@ func parseArgs(args []string) (command, error) {
 			return bad("serve takes no arguments")
 		}
 		return command{name: "serve"}, nil
+	case "health":
+		if len(args) != 1 {
+			return bad("health takes no arguments")
+		}
+		return command{name: "health"}, nil
 	case "help", "-h", "-help", "--help":
 		return command{name: "help"}, nil
 	case "migrate":

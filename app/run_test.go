@@ -38,6 +38,8 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"migrate", "version"}, command{name: "migrate version"}, false},
 		{[]string{"user", "create", "a@b.c"}, command{name: "user create", email: "a@b.c"}, false},
 		{[]string{"user", "passwd", "a@b.c"}, command{name: "user passwd", email: "a@b.c"}, false},
+		{[]string{"health"}, command{name: "health"}, false},
+		{[]string{"health", "now"}, command{}, true},
 		{[]string{"serve", "now"}, command{}, true},
 		{[]string{"migrate"}, command{}, true},
 		{[]string{"migrate", "sideways"}, command{}, true},
