@@ -14,6 +14,7 @@ import (
 
 	"github.com/gofiber-template/sessions/handlers"
 	"github.com/gofiber-template/sessions/storage"
+	"github.com/gofiber-template/sessions/web"
 )
 
 // HTTP limits. The body limit (Config.BodyLimit) covers every route; /login has its own,
@@ -50,6 +51,7 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 	srv.Get("/me", guard, handlers.Me)
 	srv.Post("/logout", guard, handlers.Logout(sess))
 	srv.Post("/logout/all", guard, handlers.LogoutAll(sess))
+	web.Register(srv) // the demo page: GET /, /app.js, /app.css
 	return srv
 }
 

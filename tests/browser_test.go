@@ -1,0 +1,222 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/gofiber-template/sessions/app"
+	"github.com/gofiber-template/sessions/internal/pgtest"
+	"github.com/gofiber-template/sessions/web"
+)
+
+// chromiumInstall is what the failure message tells a developer to run.
+const chromiumInstall = "sudo apt-get install chromium (Debian; .ci/run does this), chromium-browser (Ubuntu), or install Google Chrome"
+
+// TestBrowser drives the demo page in headless Chromium with the server's default, production
+// cookie (COOKIE_SECURE=true: __Host-session, Secure, HttpOnly, SameSite=Lax): log in, reload and
+// still be logged in, log out, reload and be logged out, and see the message for a wrong
+// password, all under the page's Content-Security-Policy. It saves screenshots in a temporary
+// directory it logs and leaves in place.
+func TestBrowser(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	env := baseEnv(dbURL)
+	delete(env, "COOKIE_SECURE") // the default: what a browser gets in production
+	s := startServer(t, env, app.Hooks{})
+
+	// The policy is on the page and allows no inline code.
+	resp := doResp(t, http.DefaultClient, "GET", s.URL+"/", "", "")
+	readBody(t, resp)
+	if got := resp.Header.Get("Content-Security-Policy"); got != web.ContentSecurityPolicy || strings.Contains(got, "unsafe-inline") {
+		t.Fatalf("GET / Content-Security-Policy: got %q, want %q", got, web.ContentSecurityPolicy)
+	}
+
+	ctx := newBrowser(t)
+	// Script errors, uncaught exceptions and CSP violations, as the browser reports them. A 401
+	// from /me (source "network") is the page working, not a problem.
+	var (
+		mu       sync.Mutex
+		problems []string
+	)
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return // the browser closed at the end of the test
+			}
+			if m.IsException() || (m.Type == chromedp.ConsoleError && m.Source != "network") {
+				mu.Lock()
+				problems = append(problems, m.String())
+				mu.Unlock()
+			}
+		}
+	}()
+	problemsSoFar := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), problems...)
+	}
+
+	shots, err := os.MkdirTemp("", "sessions-browser-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots in %s", shots)
+	screenshot := func(name string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			png, err := chromedp.FullScreenshot(100)(ctx, tg)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(shots, name), png, 0o644)
+		})
+	}
+	// step runs actions with a deadline of their own (the browser's context has none: it would
+	// end the browser).
+	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		v, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return v
+	}
+	eval := func(js string) bool {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		v, err := chromedp.Run(sctx, chromedp.Evaluate[bool](js))
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		return v
+	}
+	logIn := func(pw string) chromedp.Action[chromedp.Void] {
+		return chromedp.Steps(
+			chromedp.SendKeys(chromedp.ID("email"), email),
+			chromedp.SendKeys(chromedp.ID("password"), pw),
+			chromedp.Click(chromedp.CSS(`#login button[type="submit"]`)),
+		)
+	}
+
+	step("open the page", chromedp.Navigate(s.URL+"/"), chromedp.WaitVisible(chromedp.ID("login")))
+	step("log in", logIn(password), chromedp.WaitVisible(chromedp.ID("account")), screenshot("1-logged-in.png"))
+	if got := text("#user"); got != email {
+		t.Errorf("after login the page shows %q, want %q", got, email)
+	}
+
+	// The cookie as the browser stored it, out of the page's reach.
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := chromedp.Call(cctx, network.GetCookies, network.GetCookiesParams{URLs: []string{s.URL + "/"}})
+	if err != nil {
+		t.Fatalf("read cookies: %v", err)
+	}
+	if ck := res.Cookies; len(ck) != 1 || ck[0].Name != "__Host-session" || !ck[0].Secure || !ck[0].HTTPOnly ||
+		ck[0].SameSite != network.CookieSameSiteLax || ck[0].Path != "/" || ck[0].Session {
+		t.Errorf("browser cookies: got %s, want one persistent __Host-session, Secure, HttpOnly, SameSite=Lax, Path=/", describeCookies(ck))
+	}
+	if eval(`document.cookie !== ""`) {
+		t.Error("document.cookie: the page can read a cookie, want none (HttpOnly)")
+	}
+
+	step("reload while logged in", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("account")))
+	if got := text("#user"); got != email {
+		t.Errorf("after a reload the page shows %q, want %q", got, email)
+	}
+	step("log out", chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("login")))
+	step("reload while logged out", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("login")))
+	if !eval(`document.getElementById("account").hidden`) {
+		t.Error("after logout and a reload the account section is shown, want the login form only")
+	}
+
+	step("wrong password", logIn("not the password"), chromedp.WaitVisible(chromedp.ID("message")),
+		screenshot("2-wrong-password.png"))
+	if got, want := text("#message"), "Wrong email or password."; got != want {
+		t.Errorf("wrong password: the page says %q, want %q", got, want)
+	}
+	if p := problemsSoFar(); len(p) > 0 {
+		t.Errorf("the browser reported %d problems, want none: %q", len(p), p)
+	}
+
+	// Control: the policy is enforced and its violations are seen. An inline event handler must
+	// neither run nor go unreported.
+	eval(`document.body.insertAdjacentHTML("beforeend", '<img src="/missing.png" onerror="window.pwned = true">'), true`)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(problemsSoFar()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if eval(`window.pwned === true`) {
+		t.Error("an inline event handler ran: the Content-Security-Policy is not enforced")
+	}
+	if p := problemsSoFar(); len(p) == 0 || !strings.Contains(strings.Join(p, " "), "Content Security Policy") {
+		t.Errorf("the blocked inline handler was not reported (got %q): this test would miss CSP violations", p)
+	}
+}
+
+// newBrowser starts headless Chromium for the test and closes it when the test ends. It fails
+// the test when no Chromium is installed.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	var bin string
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			bin = p
+			break
+		}
+	}
+	if bin == "" {
+		t.Fatalf("no Chromium found on PATH (chromium, chromium-browser, google-chrome): this test drives the page in a real browser.\nInstall one: %s", chromiumInstall)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin),
+		chromedp.UserDataDir(t.TempDir()),
+		// The sandbox needs user namespaces, which containers and CI runners often forbid; the
+		// browser only ever loads the test's own server.
+		chromedp.NoSandbox,
+		chromedp.Flag("disable-dev-shm-usage", true),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancelBrowser()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	return ctx
+}
+
+func describeCookies(cs []*network.Cookie) string {
+	var b strings.Builder
+	for _, c := range cs {
+		fmt.Fprintf(&b, "[%s Secure=%v HttpOnly=%v SameSite=%q Path=%s Session=%v] ", c.Name, c.Secure, c.HTTPOnly, c.SameSite, c.Path, c.Session)
+	}
+	if len(cs) == 0 {
+		return "none"
+	}
+	return b.String()
+}

@@ -1,0 +1,71 @@
+// The demo page: shows who is logged in (GET /me), logs in (POST /login) and out (POST /logout).
+// The session cookie is HttpOnly: this script never sees it, the browser sends it.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+// What to tell the user for each status the API answers with.
+const messages = {
+  401: "Wrong email or password.",
+  429: "Too many attempts. Wait a little and try again.",
+  503: "The service is unavailable right now. Try again shortly.",
+};
+
+function say(text) {
+  $("message").textContent = text;
+  $("message").hidden = !text;
+}
+
+function show(user) {
+  $("login").hidden = Boolean(user);
+  $("account").hidden = !user;
+  $("user").textContent = user ? user.email : "";
+}
+
+async function failure(resp) {
+  if (messages[resp.status]) return messages[resp.status];
+  const body = await resp.json().catch(() => ({}));
+  return body.error ? `Error ${resp.status}: ${body.error}` : `Error ${resp.status}.`;
+}
+
+async function refresh() {
+  try {
+    const resp = await fetch("/me", { headers: { Accept: "application/json" } });
+    if (resp.ok) return show(await resp.json());
+    show(null);
+    if (resp.status !== 401) say(await failure(resp)); // 401 here only means "not logged in"
+  } catch {
+    show(null);
+    say("Cannot reach the server.");
+  }
+}
+
+$("login").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  say("");
+  try {
+    const resp = await fetch("/login", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ email: $("email").value, password: $("password").value }),
+    });
+    if (!resp.ok) return say(await failure(resp));
+    $("password").value = "";
+    show(await resp.json());
+  } catch {
+    say("Cannot reach the server.");
+  }
+});
+
+$("logout").addEventListener("click", async () => {
+  say("");
+  try {
+    const resp = await fetch("/logout", { method: "POST" });
+    if (!resp.ok && resp.status !== 401) return say(await failure(resp));
+    show(null);
+  } catch {
+    say("Cannot reach the server.");
+  }
+});
+
+refresh();
