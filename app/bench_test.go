@@ -54,8 +54,8 @@ func BenchmarkMe(b *testing.B) {
 		handler fasthttp.RequestHandler
 		sid     string
 	}{
-		{"Tiered", newServer(cfg, db, tiered, ids, Hooks{Now: time.Now}, log).Handler(), ""},
-		{"InMemory", newServer(cfg, db, inMemory, ids, Hooks{Now: time.Now, InMemoryStore: true}, log).Handler(), ""},
+		{"Tiered", newServer(cfg, db, tiered, ids, nil, Hooks{Now: time.Now}, log).Handler(), ""},
+		{"InMemory", newServer(cfg, db, inMemory, ids, nil, Hooks{Now: time.Now, InMemoryStore: true}, log).Handler(), ""},
 		{"Bare", bare.Handler(), "none"},
 	} {
 		if bb.sid == "" {

@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -37,6 +38,10 @@ type Config struct {
 	CacheCapacity int           // SESSION_CACHE_CAPACITY: sessions kept in memory; 0 = none
 	CacheMaxAge   time.Duration // SESSION_CACHE_MAX_AGE: longest a session stays in memory without a read from Postgres
 	SweepInterval time.Duration // SESSION_SWEEP_INTERVAL: how often expired sessions are deleted
+
+	LogLevel    slog.Level // LOG_LEVEL: debug, info, warn or error
+	LogFormat   string     // LOG_FORMAT: text or json; "" = text when standard error is a terminal, else json
+	MetricsAddr string     // METRICS_ADDR: address of the Prometheus /metrics listener; set empty to turn it off
 }
 
 // DefaultConfig returns the configuration used for every variable left unset. TouchInterval is
@@ -57,6 +62,8 @@ func DefaultConfig() Config {
 		CacheCapacity:   storage.DefaultCapacity,
 		CacheMaxAge:     st.MaxAge,
 		SweepInterval:   st.SweepInterval,
+		LogLevel:        slog.LevelInfo,
+		MetricsAddr:     "127.0.0.1:9091",
 	}
 }
 
@@ -67,27 +74,34 @@ func defaultTouchInterval(idle time.Duration) time.Duration {
 	return min(max(idle/100, time.Minute), idle/2)
 }
 
-// LoadConfig reads the configuration through getenv, where an empty value means unset. It
+// LoadConfig reads the configuration through lookupEnv (os.LookupEnv's shape), where an empty
+// value means unset except for METRICS_ADDR. It
 // reports every bad variable, by name, in one single-line error.
-func LoadConfig(getenv func(string) string) (Config, error) {
+func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	cfg := DefaultConfig()
-	p := envParser{getenv: getenv}
-	p.string("DATABASE_URL", &cfg.DatabaseURL)
-	p.string("LISTEN_DATABASE_URL", &cfg.ListenDatabaseURL)
-	p.bool("MIGRATE_ON_START", &cfg.MigrateOnStart)
-	p.duration("DB_CONNECT_TIMEOUT", &cfg.ConnectTimeout)
-	p.duration("DB_QUERY_TIMEOUT", &cfg.QueryTimeout)
-	p.string("HOST", &cfg.Host)
-	p.int("PORT", &cfg.Port)
-	p.duration("SHUTDOWN_TIMEOUT", &cfg.ShutdownTimeout)
-	p.int("BODY_LIMIT", &cfg.BodyLimit)
-	p.bool("COOKIE_SECURE", &cfg.CookieSecure)
-	p.duration("SESSION_IDLE_TIMEOUT", &cfg.IdleTimeout)
-	p.duration("SESSION_MAX_LIFETIME", &cfg.MaxLifetime)
-	p.duration("SESSION_TOUCH_INTERVAL", &cfg.TouchInterval)
-	p.int("SESSION_CACHE_CAPACITY", &cfg.CacheCapacity)
-	p.duration("SESSION_CACHE_MAX_AGE", &cfg.CacheMaxAge)
-	p.duration("SESSION_SWEEP_INTERVAL", &cfg.SweepInterval)
+	p := envParser{lookup: lookupEnv}
+	parseVar(&p, "DATABASE_URL", parseString, &cfg.DatabaseURL)
+	parseVar(&p, "LISTEN_DATABASE_URL", parseString, &cfg.ListenDatabaseURL)
+	parseVar(&p, "MIGRATE_ON_START", parseBool, &cfg.MigrateOnStart)
+	parseVar(&p, "DB_CONNECT_TIMEOUT", parseDuration, &cfg.ConnectTimeout)
+	parseVar(&p, "DB_QUERY_TIMEOUT", parseDuration, &cfg.QueryTimeout)
+	parseVar(&p, "HOST", parseString, &cfg.Host)
+	parseVar(&p, "PORT", parseInt, &cfg.Port)
+	parseVar(&p, "SHUTDOWN_TIMEOUT", parseDuration, &cfg.ShutdownTimeout)
+	parseVar(&p, "BODY_LIMIT", parseInt, &cfg.BodyLimit)
+	parseVar(&p, "COOKIE_SECURE", parseBool, &cfg.CookieSecure)
+	parseVar(&p, "SESSION_IDLE_TIMEOUT", parseDuration, &cfg.IdleTimeout)
+	parseVar(&p, "SESSION_MAX_LIFETIME", parseDuration, &cfg.MaxLifetime)
+	parseVar(&p, "SESSION_TOUCH_INTERVAL", parseDuration, &cfg.TouchInterval)
+	parseVar(&p, "SESSION_CACHE_CAPACITY", parseInt, &cfg.CacheCapacity)
+	parseVar(&p, "SESSION_CACHE_MAX_AGE", parseDuration, &cfg.CacheMaxAge)
+	parseVar(&p, "SESSION_SWEEP_INTERVAL", parseDuration, &cfg.SweepInterval)
+	parseVar(&p, "LOG_LEVEL", parseLevel, &cfg.LogLevel)
+	parseVar(&p, "LOG_FORMAT", parseLogFormat, &cfg.LogFormat)
+	// Unlike the others, METRICS_ADDR set to "" means something: no metrics listener.
+	if v, set := lookupEnv("METRICS_ADDR"); set {
+		cfg.MetricsAddr = v
+	}
 	if cfg.TouchInterval == 0 {
 		cfg.TouchInterval = defaultTouchInterval(cfg.IdleTimeout)
 	}
@@ -162,70 +176,84 @@ func (c Config) storeConfig(now func() time.Time) storage.Config {
 
 // envParser reads typed variables, collecting a message for each one that does not parse.
 type envParser struct {
-	getenv func(string) string
+	lookup func(string) (string, bool)
 	errs   []string
 }
 
-func (p *envParser) string(name string, dst *string) {
-	if v := p.getenv(name); v != "" {
-		*dst = v
-	}
-}
-
-func (p *envParser) int(name string, dst *int) {
-	v := p.getenv(name)
+// parseVar sets *dst to the variable's value as parse reads it, and leaves *dst alone when the
+// variable is unset or empty. A value parse refuses adds a message naming the variable.
+func parseVar[T any](p *envParser, name string, parse func(string) (T, error), dst *T) {
+	v, _ := p.lookup(name)
 	if v == "" {
 		return
 	}
+	x, err := parse(v)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Sprintf("%s=%q %v", name, v, err))
+		return
+	}
+	*dst = x
+}
+
+// The parsers of parseVar. Their errors complete the sentence `NAME="value" ...`.
+
+func parseString(v string) (string, error) { return v, nil }
+
+func parseInt(v string) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err != nil {
-		p.errs = append(p.errs, fmt.Sprintf("%s=%q is not a whole number", name, v))
-		return
+		return 0, errors.New("is not a whole number")
 	}
-	*dst = n
+	return n, nil
 }
 
-func (p *envParser) bool(name string, dst *bool) {
-	v := p.getenv(name)
-	if v == "" {
-		return
-	}
+func parseBool(v string) (bool, error) {
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		p.errs = append(p.errs, fmt.Sprintf("%s=%q is not true or false", name, v))
-		return
+		return false, errors.New("is not true or false")
 	}
-	*dst = b
+	return b, nil
 }
 
-func (p *envParser) duration(name string, dst *time.Duration) {
-	v := p.getenv(name)
-	if v == "" {
-		return
-	}
+func parseDuration(v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		p.errs = append(p.errs, fmt.Sprintf("%s=%q is not a duration such as 90s, 15m or 168h", name, v))
-		return
+		return 0, errors.New("is not a duration such as 90s, 15m or 168h")
 	}
-	*dst = d
+	return d, nil
 }
 
-// withDotEnv returns a getenv that falls back to the .env file at path for variables getenv
-// leaves empty. A missing file is not an error; a malformed one is.
-func withDotEnv(getenv func(string) string, path string) (func(string) string, error) {
+func parseLevel(v string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		return 0, errors.New("is not debug, info, warn or error")
+	}
+	return l, nil
+}
+
+func parseLogFormat(v string) (string, error) {
+	if v != "text" && v != "json" {
+		return "", errors.New("is not text or json")
+	}
+	return v, nil
+}
+
+// withDotEnv returns a lookupEnv that falls back to the .env file at path for variables
+// lookupEnv does not set. A missing file is not an error; a malformed one is.
+func withDotEnv(lookupEnv func(string) (string, bool), path string) (func(string) (string, bool), error) {
 	file, err := godotenv.Read(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return getenv, nil
+		return lookupEnv, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", path, oneLine(err))
 	}
-	return func(name string) string {
-		if v := getenv(name); v != "" {
-			return v
+	return func(name string) (string, bool) {
+		if v, ok := lookupEnv(name); ok {
+			return v, true
 		}
-		return file[name]
+		v, ok := file[name]
+		return v, ok
 	}, nil
 }
 

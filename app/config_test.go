@@ -1,6 +1,7 @@
 package app
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,8 +9,11 @@ import (
 	"time"
 )
 
-func env(vars map[string]string) func(string) string {
-	return func(name string) string { return vars[name] }
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := vars[name]
+		return v, ok
+	}
 }
 
 func TestLoadConfigDefaults(t *testing.T) {
@@ -23,7 +27,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if cfg != want {
 		t.Errorf("got %+v, want %+v", cfg, want)
 	}
-	if cfg.DatabaseURL != "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable" || cfg.Port != 3000 ||
+	if cfg.DatabaseURL != "postgres://postgres@127.0.0.1:5432/sessions?sslmode=disable" || cfg.Port != 3000 ||
 		cfg.CacheCapacity != 2000 || cfg.IdleTimeout != 168*time.Hour || !cfg.CookieSecure || !cfg.MigrateOnStart ||
 		cfg.MaxLifetime != 720*time.Hour || cfg.BodyLimit != 16384 {
 		t.Errorf("defaults: got %+v, want the documented ones", cfg)
@@ -49,6 +53,9 @@ func TestLoadConfigValues(t *testing.T) {
 		"SESSION_CACHE_CAPACITY": "0",
 		"SESSION_CACHE_MAX_AGE":  "1m",
 		"SESSION_SWEEP_INTERVAL": "1h",
+		"LOG_LEVEL":              "debug",
+		"LOG_FORMAT":             "json",
+		"METRICS_ADDR":           "0.0.0.0:9100",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +66,7 @@ func TestLoadConfigValues(t *testing.T) {
 		Host: "127.0.0.1", Port: 8080, ShutdownTimeout: 3 * time.Second, BodyLimit: 65536, CookieSecure: false,
 		IdleTimeout: 30 * time.Minute, MaxLifetime: 12 * time.Hour, TouchInterval: 10 * time.Second, CacheCapacity: 0,
 		CacheMaxAge: time.Minute, SweepInterval: time.Hour,
+		LogLevel: slog.LevelDebug, LogFormat: "json", MetricsAddr: "0.0.0.0:9100",
 	}
 	if cfg != want {
 		t.Errorf("got %+v, want %+v", cfg, want)
@@ -114,6 +122,8 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"zero shutdown timeout", map[string]string{"SHUTDOWN_TIMEOUT": "0s"}, []string{"SHUTDOWN_TIMEOUT"}},
 		{"zero max age", map[string]string{"SESSION_CACHE_MAX_AGE": "0s"}, []string{"SESSION_CACHE_MAX_AGE"}},
 		{"zero sweep", map[string]string{"SESSION_SWEEP_INTERVAL": "0s"}, []string{"SESSION_SWEEP_INTERVAL"}},
+		{"log level", map[string]string{"LOG_LEVEL": "loud"}, []string{`LOG_LEVEL="loud"`}},
+		{"log format", map[string]string{"LOG_FORMAT": "xml"}, []string{`LOG_FORMAT="xml"`}},
 		{"several at once", map[string]string{"PORT": "x", "COOKIE_SECURE": "y", "SESSION_IDLE_TIMEOUT": "z"},
 			[]string{"PORT", "COOKIE_SECURE", "SESSION_IDLE_TIMEOUT"}},
 	}
@@ -130,18 +140,29 @@ func TestWithDotEnv(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, ".env")
-	if err := os.WriteFile(path, []byte("PORT=4000\nHOST=10.0.0.1\n# comment\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("PORT=4000\nHOST=10.0.0.1\nMETRICS_ADDR=\n# comment\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	getenv, err := withDotEnv(env(map[string]string{"PORT": "5000"}), path)
+	lookup, err := withDotEnv(env(map[string]string{"PORT": "5000"}), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := getenv("PORT"); got != "5000" {
-		t.Errorf("PORT set in both: got %q, want the environment's 5000", got)
+	for _, tt := range []struct {
+		name, want string
+		wantSet    bool
+	}{
+		{"PORT", "5000", true},     // set in both: the environment wins
+		{"HOST", "10.0.0.1", true}, // in .env only
+		{"METRICS_ADDR", "", true}, // set empty in .env
+		{"LOG_LEVEL", "", false},   // set nowhere
+	} {
+		if got, set := lookup(tt.name); got != tt.want || set != tt.wantSet {
+			t.Errorf("%s: got %q, set %v; want %q, set %v", tt.name, got, set, tt.want, tt.wantSet)
+		}
 	}
-	if got := getenv("HOST"); got != "10.0.0.1" {
-		t.Errorf("HOST set in .env only: got %q, want 10.0.0.1", got)
+	cfg, err := LoadConfig(lookup)
+	if err != nil || cfg.MetricsAddr != "" || cfg.Port != 5000 {
+		t.Errorf("LoadConfig: got METRICS_ADDR %q, PORT %d, %v; want metrics off, 5000", cfg.MetricsAddr, cfg.Port, err)
 	}
 
 	if _, err := withDotEnv(env(nil), filepath.Join(dir, "missing")); err != nil {

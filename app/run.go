@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -38,6 +37,9 @@ type Hooks struct {
 	// Ready is called once the server accepts connections, with the address it listens on and
 	// its session store.
 	Ready func(addr string, store *storage.Store)
+	// MetricsReady is called once the metrics listener (METRICS_ADDR) accepts connections,
+	// with the address it listens on.
+	MetricsReady func(addr string)
 	// Now replaces time.Now as the clock of session expiry and of the touch interval.
 	Now func() time.Time
 	// PoolConfig may change the database pool's configuration before the pool opens; tests
@@ -52,10 +54,10 @@ type Hooks struct {
 
 // Run runs the command in args (the program's arguments, without its name) and returns when it
 // is done: for serve, when ctx is cancelled and the server has shut down gracefully. It reads
-// its configuration through getenv, falling back to a .env file in the working directory, and
+// its configuration through lookupEnv (os.LookupEnv in main), falling back to a .env file in the working directory, and
 // the password of the user commands from stdin. Every error it returns fits on one line and says
 // what to fix. hooks is for tests: at most one.
-func Run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, hooks ...Hooks) error {
+func Run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer, hooks ...Hooks) error {
 	var h Hooks
 	if len(hooks) > 0 {
 		h = hooks[0]
@@ -71,15 +73,15 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		_, err := io.WriteString(stdout, usage)
 		return err
 	}
-	getenv, err = withDotEnv(getenv, ".env")
+	lookupEnv, err = withDotEnv(lookupEnv, ".env")
 	if err != nil {
 		return err
 	}
-	cfg, err := LoadConfig(getenv)
+	cfg, err := LoadConfig(lookupEnv)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := newLogger(cfg, stderr)
 
 	if cmd.name == "serve" {
 		return serve(ctx, cfg, h, log)

@@ -46,12 +46,25 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 		return fmt.Errorf("start sessions: %v", oneLine(err))
 	}
 
+	m := newMetrics(store, db)
+	if cfg.MetricsAddr != "" {
+		maddr, stopMetrics, err := serveMetrics(cfg.MetricsAddr, m, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+		log.Info("serving metrics", "addr", maddr, "path", "/metrics")
+		if h.MetricsReady != nil {
+			h.MetricsReady(maddr)
+		}
+	}
+
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s (HOST, PORT): %v", addr, err)
 	}
-	srv := newServer(cfg, db, store, ids, h, log)
+	srv := newServer(cfg, db, store, ids, m, h, log)
 	served := make(chan error, 1)
 	go func() { served <- srv.Listener(ln) }()
 	log.Info("listening", "addr", ln.Addr().String())

@@ -26,7 +26,7 @@ const (
 
 // newServer returns the HTTP server with every route, its sessions identified by ids. It does
 // not listen.
-func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionIDs, h Hooks, log *slog.Logger) *fiber.App {
+func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionIDs, m *metrics, h Hooks, log *slog.Logger) *fiber.App {
 	srv := fiber.New(fiber.Config{
 		BodyLimit:             cfg.BodyLimit,
 		ReadTimeout:           readTimeout,
@@ -35,7 +35,8 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 		DisableStartupMessage: true,
 		ErrorHandler:          withSecurityHeaders(errorHandler(log)),
 	})
-	srv.Use(recover.New()) // a bug in one handler is a 500, not a dead process
+	srv.Use(requestLog(log, m)) // first: it sees every request's final status
+	srv.Use(recover.New())      // a bug in one handler is a 500, not a dead process
 	srv.Use(helmet.New(securityHeaders))
 	srv.Use(crossOrigin) // before every route: routes added later are covered too
 
@@ -93,7 +94,8 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			code, msg = fiber.StatusServiceUnavailable, "service unavailable"
 		}
 		if code >= fiber.StatusInternalServerError {
-			log.Error("request failed", "method", c.Method(), "path", c.Path(), "status", code, "err", err)
+			log.Error("request failed", "method", c.Method(), "path", c.Path(), "status", code, "err", err,
+				"request_id", c.GetRespHeader(headerRequestID))
 		}
 		return c.Status(code).JSON(fiber.Map{"error": msg})
 	}

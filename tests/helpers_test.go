@@ -23,8 +23,12 @@ import (
 type server struct {
 	URL   string         // http://127.0.0.1:port
 	Store *storage.Store // its session store, for its counters
+	logs  *syncBuffer
 	stop  func()
 }
+
+// Logs returns what the server has logged so far.
+func (s *server) Logs() string { return s.logs.String() }
 
 // Stop shuts the server down gracefully and fails the test unless Run returns nil.
 func (s *server) Stop() { s.stop() }
@@ -37,12 +41,17 @@ func baseEnv(dbURL string) map[string]string {
 		"HOST":          "127.0.0.1",
 		"PORT":          "0",
 		"COOKIE_SECURE": "false",
+		"METRICS_ADDR":  "", // tests that scrape set 127.0.0.1:0
 	}
 }
 
-// getenv looks variables up in env only, so the tests never depend on the machine's environment.
-func getenv(env map[string]string) func(string) string {
-	return func(name string) string { return env[name] }
+// lookupEnv looks variables up in env only, so the tests never depend on the machine's
+// environment.
+func lookupEnv(env map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	}
 }
 
 // startServer runs app.Run serve with env and hooks, waits until it listens, and stops it when
@@ -60,7 +69,7 @@ func startServer(t testing.TB, env map[string]string, hooks app.Hooks) *server {
 	var stderr syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(ctx, []string{"serve"}, getenv(env), strings.NewReader(""), io.Discard, &stderr, hooks)
+		done <- app.Run(ctx, []string{"serve"}, lookupEnv(env), strings.NewReader(""), io.Discard, &stderr, hooks)
 	}()
 
 	var r ready
@@ -84,7 +93,7 @@ func startServer(t testing.TB, env map[string]string, hooks app.Hooks) *server {
 		})
 	}
 	t.Cleanup(stop)
-	return &server{URL: "http://" + r.addr, Store: r.store, stop: stop}
+	return &server{URL: "http://" + r.addr, Store: r.store, logs: &stderr, stop: stop}
 }
 
 // syncBuffer is a bytes.Buffer safe for the server's logger and the test to share.
@@ -109,7 +118,7 @@ func (b *syncBuffer) String() string {
 func runCLI(t testing.TB, env map[string]string, stdin string, args ...string) (string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	err := app.Run(context.Background(), args, getenv(env), strings.NewReader(stdin), &stdout, &stderr)
+	err := app.Run(context.Background(), args, lookupEnv(env), strings.NewReader(stdin), &stdout, &stderr)
 	return stdout.String(), err
 }
 
