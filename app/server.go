@@ -32,11 +32,17 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, h Hooks, log 
 		IdleTimeout:           idleTimeout,
 		DisableStartupMessage: true,
 		ErrorHandler:          errorHandler(log),
+		// The client address (c.IP) is the connection's, or ProxyHeader's when the peer is one
+		// of TrustedProxies; it is what login throttling counts per address.
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          cfg.trustedProxies(),
+		ProxyHeader:             cfg.ProxyHeader,
+		EnableIPValidation:      true,
 	})
 	srv.Use(recover.New()) // a bug in one handler is a 500, not a dead process
 
-	sess := newSessions(store, cfg, h.Now, !h.InMemoryStore)
-	users := newAccounts(db, cfg.QueryTimeout)
+	sess := newSessions(store, cfg, h.Now, !h.InMemoryStore, log)
+	users := newAccounts(db, cfg, h.Now, log)
 	guard := sess.Guard
 
 	// The route table. A protected route is one line: the guard, then the handler.

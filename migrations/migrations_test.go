@@ -17,13 +17,13 @@ func TestUpDownUp(t *testing.T) {
 	defer g.Close()
 
 	v, dirty, err := g.Version()
-	if err != nil || dirty || v != 2 {
-		t.Fatalf("got version %d dirty=%v err=%v, want 2 clean", v, dirty, err)
+	if err != nil || dirty || v != 3 {
+		t.Fatalf("got version %d dirty=%v err=%v, want 3 clean", v, dirty, err)
 	}
 	if err := g.Up(); err != nil {
 		t.Fatalf("Up with nothing to apply: %v", err)
 	}
-	for want := uint(1); ; want-- {
+	for want := uint(2); ; want-- {
 		if err := g.Down(); err != nil {
 			t.Fatalf("Down: %v", err)
 		}
@@ -34,7 +34,7 @@ func TestUpDownUp(t *testing.T) {
 			break
 		}
 	}
-	if n := pgtest.Count(t, pool, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('sessions', 'session_tombstones', 'users')"); n != 0 {
+	if n := pgtest.Count(t, pool, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('sessions', 'session_tombstones', 'users', 'login_failures')"); n != 0 {
 		t.Fatalf("got %d tables after migrating all the way down, want 0", n)
 	}
 	if err := g.Down(); err != nil {
@@ -43,7 +43,7 @@ func TestUpDownUp(t *testing.T) {
 	if err := g.Up(); err != nil {
 		t.Fatal(err)
 	}
-	if v, _, _ := g.Version(); v != 2 {
-		t.Fatalf("got version %d after Up, want 2", v)
+	if v, _, _ := g.Version(); v != 3 {
+		t.Fatalf("got version %d after Up, want 3", v)
 	}
 }
