@@ -23,6 +23,7 @@ import (
 type server struct {
 	URL   string         // http://127.0.0.1:port
 	Store *storage.Store // its session store, for its counters
+	Log   *syncBuffer    // what it logged
 	stop  func()
 }
 
@@ -57,10 +58,10 @@ func startServer(t *testing.T, env map[string]string, hooks app.Hooks) *server {
 	hooks.Ready = func(addr string, store *storage.Store) { readyc <- ready{addr, store} }
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	stderr := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(ctx, []string{"serve"}, getenv(env), strings.NewReader(""), io.Discard, &stderr, hooks)
+		done <- app.Run(ctx, []string{"serve"}, getenv(env), strings.NewReader(""), io.Discard, stderr, hooks)
 	}()
 
 	var r ready
@@ -84,7 +85,7 @@ func startServer(t *testing.T, env map[string]string, hooks app.Hooks) *server {
 		})
 	}
 	t.Cleanup(stop)
-	return &server{URL: "http://" + r.addr, Store: r.store, stop: stop}
+	return &server{URL: "http://" + r.addr, Store: r.store, Log: stderr, stop: stop}
 }
 
 // syncBuffer is a bytes.Buffer safe for the server's logger and the test to share.
