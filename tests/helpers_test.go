@@ -31,13 +31,15 @@ type server struct {
 func (s *server) Stop() { s.stop() }
 
 // baseEnv is the environment of a test server on dbURL: a free port on the loopback interface,
-// cookies over plain HTTP.
+// cookies over plain HTTP, and a wait for a hashing slot long enough that a login never gets
+// 503 on a machine loaded by the other tests (the test of that wait sets its own).
 func baseEnv(dbURL string) map[string]string {
 	return map[string]string{
-		"DATABASE_URL":  dbURL,
-		"HOST":          "127.0.0.1",
-		"PORT":          "0",
-		"COOKIE_SECURE": "false",
+		"DATABASE_URL":    dbURL,
+		"HOST":            "127.0.0.1",
+		"PORT":            "0",
+		"COOKIE_SECURE":   "false",
+		"LOGIN_HASH_WAIT": "10s",
 	}
 }
 

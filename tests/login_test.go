@@ -156,7 +156,7 @@ func TestClientAddressIgnoresHeadersOfUntrustedPeers(t *testing.T) {
 // bounded wait for a hashing slot. Each comes from its own address with its own email, as from
 // a botnet, so that no throttle helps: only the slots and the deadline bound the work.
 //
-// With one slot, LOGIN_HASH_WAIT=500ms and 150 logins arriving together, at most about
+// With one slot, LOGIN_HASH_WAIT=500ms (the default) and 150 logins arriving together, at most about
 // (arrival spread + 0.5 s) / (time of one hash) of them can be hashed: a handful here, under
 // 30 even with a 20 ms hash on a fast machine. Without the deadline all 150 would be. The test
 // counts the hashes from the log, where every attempt says whether it was checked (failure) or
@@ -167,6 +167,7 @@ func TestAbandonedLoginsDoNotStarveLogin(t *testing.T) {
 	mustCreateUser(t, dbURL, email, password)
 	env := proxyEnv(dbURL)
 	env["LOGIN_HASH_SLOTS"] = "1"
+	env["LOGIN_HASH_WAIT"] = "500ms" // the default
 	s := startServer(t, env, app.Hooks{})
 
 	const burst = 150
