@@ -224,10 +224,12 @@ func TestAuthenticateCancelled(t *testing.T) {
 }
 
 // testAccounts returns the accounts of the server over db, logging to w, with throttling limits
-// too high to be reached: tests of throttling set their own.
+// too high to be reached and a wait for a hashing slot too long to run out on a loaded machine:
+// tests of those set their own.
 func testAccounts(db *pgxpool.Pool, w io.Writer) *accounts {
 	cfg := DefaultConfig()
 	cfg.AccountFailures, cfg.AddressFailures = 1<<30, 1<<30
+	cfg.HashWait = time.Minute
 	return newAccounts(db, cfg, time.Now, slog.New(slog.NewTextHandler(w, nil)))
 }
 

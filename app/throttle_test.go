@@ -214,8 +214,8 @@ func TestAuthenticateRechecksTheThrottleInTheSlot(t *testing.T) {
 			errs <- err
 		}()
 	}
-	// Each has passed the first check once it looks its user up; then it waits for a slot.
-	waitFor(t, func() bool { _, n := statements.Count("FROM users"); return n == waiting })
+	// Each has passed the first check once it has sent it; then it waits for a slot.
+	waitFor(t, func() bool { _, n := statements.Count("FROM login_failures"); return n == waiting })
 	// Meanwhile, elsewhere, the account reaches its limit.
 	for range 3 {
 		if _, err := a.throttle.fail(context.Background(), accountKey("ada@example.com"), addressKey("203.0.113.9")); err != nil {

@@ -29,7 +29,7 @@ import (
 // Checking a password costs an argon2id hash (tens of milliseconds of one core, 19 MiB), so a
 // login goes through three gates before it may cost one, in this order:
 //
-//  1. the throttle (per account and per client address), before anything else;
+//  1. the throttle (per account and per client address), before any waiting;
 //  2. a hashing slot: at most len(slots) hashes run at once, and a login waits at most hashWait
 //     for one (its deadline) before it is refused with 503;
 //  3. the throttle again, once the slot is held: failures recorded while the login waited count.
@@ -84,14 +84,7 @@ func (a *accounts) Authenticate(ctx context.Context, email, password, addr strin
 // authenticate does the work of Authenticate and returns the outcome it logs: success, failure,
 // throttled, busy (no slot in time) or error. u.ID is set whenever the email is known.
 func (a *accounts) authenticate(ctx context.Context, email, password, account, address string, deadline time.Time) (u handlers.User, outcome string, err error) {
-	st, err := a.throttle.check(ctx, account, address)
-	if err != nil {
-		return u, "error", err
-	}
-	if st.wait > 0 {
-		return u, "throttled", &handlers.TryLater{Throttled: true, After: st.wait}
-	}
-
+	// The user first, so that the log line of a throttled attempt names the account.
 	qctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	var hash string
@@ -102,6 +95,13 @@ func (a *accounts) authenticate(ctx context.Context, email, password, account, a
 		hash = dummyHash()
 	} else if err != nil {
 		return u, "error", fmt.Errorf("find user: %w", err)
+	}
+	st, err := a.throttle.check(ctx, account, address)
+	if err != nil {
+		return u, "error", err
+	}
+	if st.wait > 0 {
+		return u, "throttled", &handlers.TryLater{Throttled: true, After: st.wait}
 	}
 
 	wait := time.NewTimer(time.Until(deadline))
