@@ -325,3 +325,44 @@ func TestSecurityLogKeepsSecrets(t *testing.T) {
 		}
 	}
 }
+
+// What a login costs the database: a failed one counts both keys in one statement, a throttled
+// one reads and writes nothing more than it must.
+func TestLoginStatements(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	env := baseEnv(dbURL)
+	env["LOGIN_ACCOUNT_FAILURES"] = "1"
+	var st pgtest.Counter
+	s := startServer(t, env, app.Hooks{PoolConfig: st.Install})
+	c := newClient(t)
+
+	tests := []struct {
+		what        string
+		password    string
+		want        int
+		selects     int // users and login_failures
+		failUpserts int
+	}{
+		{"failure", "wrong password here", http.StatusUnauthorized, 3, 1}, // user, check, check in the slot, count
+		{"throttled", password, http.StatusTooManyRequests, 2, 0},         // user, check
+	}
+	for _, tt := range tests {
+		mark := st.Mark()
+		mustStatus(t, loginFrom(t, c, s, "", email, tt.password), tt.want, "", tt.what)
+		_, sqls := st.Since(mark)
+		var selects, upserts int
+		for _, q := range sqls {
+			switch {
+			case strings.Contains(q, "INSERT INTO login_failures"):
+				upserts++
+			case strings.Contains(q, "FROM users") || strings.Contains(q, "FROM login_failures"):
+				selects++
+			}
+		}
+		if selects != tt.selects || upserts != tt.failUpserts {
+			t.Errorf("%s: got %d reads and %d counting statements, want %d and %d: %q", tt.what, selects, upserts, tt.selects, tt.failUpserts, sqls)
+		}
+	}
+}
