@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -39,9 +40,21 @@ type Config struct {
 	CacheMaxAge   time.Duration // SESSION_CACHE_MAX_AGE: longest a session stays in memory without a read from Postgres
 	SweepInterval time.Duration // SESSION_SWEEP_INTERVAL: how often expired sessions are deleted
 
-	LogLevel    slog.Level // LOG_LEVEL: debug, info, warn or error
-	LogFormat   string     // LOG_FORMAT: text or json; "" = text when standard error is a terminal, else json
-	MetricsAddr string     // METRICS_ADDR: address of the Prometheus /metrics listener; set empty to turn it off
+	LogLevel          slog.Level // LOG_LEVEL: debug, info, warn or error
+	LogFormat         string     // LOG_FORMAT: text or json; "" = text when standard error is a terminal, else json
+	MetricsAddr       string     // METRICS_ADDR: address of the Prometheus /metrics listener; set empty to turn it off
+	PasswordMinLength int        // PASSWORD_MIN_LENGTH: fewest characters a new password may have
+
+	HashSlots       int           // LOGIN_HASH_SLOTS: password checks that may run at once
+	HashWait        time.Duration // LOGIN_HASH_WAIT: longest a login waits for a hashing slot before 503
+	AccountFailures int           // LOGIN_ACCOUNT_FAILURES: failed logins per account before it is throttled
+	AddressFailures int           // LOGIN_ADDRESS_FAILURES: failed logins per client address before it is throttled
+	FailureWindow   time.Duration // LOGIN_FAILURE_WINDOW: a count is forgotten this long after its latest failure
+	Lockout         time.Duration // LOGIN_LOCKOUT: first throttle once a count reaches its limit; doubles per further failure
+	LockoutMax      time.Duration // LOGIN_LOCKOUT_MAX: longest throttle
+
+	TrustedProxies string // TRUSTED_PROXIES: comma-separated peers (IPs, CIDRs) whose ProxyHeader gives the client address
+	ProxyHeader    string // PROXY_HEADER: header a trusted proxy puts the client address in
 }
 
 // DefaultConfig returns the configuration used for every variable left unset. TouchInterval is
@@ -64,6 +77,17 @@ func DefaultConfig() Config {
 		SweepInterval:   st.SweepInterval,
 		LogLevel:        slog.LevelInfo,
 		MetricsAddr:     "127.0.0.1:9091",
+
+		PasswordMinLength: 15, // NIST SP 800-63B-4 for a password used alone
+
+		HashSlots:       2,
+		HashWait:        500 * time.Millisecond,
+		AccountFailures: 5,
+		AddressFailures: 30,
+		FailureWindow:   15 * time.Minute,
+		Lockout:         time.Minute,
+		LockoutMax:      15 * time.Minute,
+		ProxyHeader:     "X-Real-IP",
 	}
 }
 
@@ -102,6 +126,16 @@ func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	if v, set := lookupEnv("METRICS_ADDR"); set {
 		cfg.MetricsAddr = v
 	}
+	parseVar(&p, "PASSWORD_MIN_LENGTH", parseInt, &cfg.PasswordMinLength)
+	parseVar(&p, "LOGIN_HASH_SLOTS", parseInt, &cfg.HashSlots)
+	parseVar(&p, "LOGIN_HASH_WAIT", parseDuration, &cfg.HashWait)
+	parseVar(&p, "LOGIN_ACCOUNT_FAILURES", parseInt, &cfg.AccountFailures)
+	parseVar(&p, "LOGIN_ADDRESS_FAILURES", parseInt, &cfg.AddressFailures)
+	parseVar(&p, "LOGIN_FAILURE_WINDOW", parseDuration, &cfg.FailureWindow)
+	parseVar(&p, "LOGIN_LOCKOUT", parseDuration, &cfg.Lockout)
+	parseVar(&p, "LOGIN_LOCKOUT_MAX", parseDuration, &cfg.LockoutMax)
+	parseVar(&p, "TRUSTED_PROXIES", parseString, &cfg.TrustedProxies)
+	parseVar(&p, "PROXY_HEADER", parseString, &cfg.ProxyHeader)
 	if cfg.TouchInterval == 0 {
 		cfg.TouchInterval = defaultTouchInterval(cfg.IdleTimeout)
 	}
@@ -144,6 +178,34 @@ func (c Config) validate() []string {
 	if c.TouchInterval < time.Second || c.TouchInterval >= c.IdleTimeout {
 		bad("SESSION_TOUCH_INTERVAL=%v must be at least 1s and less than SESSION_IDLE_TIMEOUT (%v)", c.TouchInterval, c.IdleTimeout)
 	}
+	if c.PasswordMinLength < 8 || c.PasswordMinLength > maxPasswordMinLength {
+		bad("PASSWORD_MIN_LENGTH=%d is out of range 8-%d", c.PasswordMinLength, maxPasswordMinLength)
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{
+		{"LOGIN_HASH_SLOTS", c.HashSlots},
+		{"LOGIN_ACCOUNT_FAILURES", c.AccountFailures},
+		{"LOGIN_ADDRESS_FAILURES", c.AddressFailures},
+	} {
+		if n.v < 1 {
+			bad("%s=%d must be at least 1", n.name, n.v)
+		}
+	}
+	if c.LockoutMax < c.Lockout || c.LockoutMax > c.FailureWindow {
+		bad("LOGIN_LOCKOUT_MAX=%v must be at least LOGIN_LOCKOUT (%v) and at most LOGIN_FAILURE_WINDOW (%v)", c.LockoutMax, c.Lockout, c.FailureWindow)
+	}
+	for _, p := range c.trustedProxies() {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				bad("TRUSTED_PROXIES: %q is neither an IP address nor a CIDR range such as 10.0.0.0/8", p)
+			}
+		}
+	}
+	if len(c.trustedProxies()) > 0 && strings.TrimSpace(c.ProxyHeader) == "" {
+		bad("PROXY_HEADER is empty but TRUSTED_PROXIES is set")
+	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -153,12 +215,26 @@ func (c Config) validate() []string {
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
 		{"SESSION_CACHE_MAX_AGE", c.CacheMaxAge},
 		{"SESSION_SWEEP_INTERVAL", c.SweepInterval},
+		{"LOGIN_HASH_WAIT", c.HashWait},
+		{"LOGIN_FAILURE_WINDOW", c.FailureWindow},
+		{"LOGIN_LOCKOUT", c.Lockout},
 	} {
 		if d.v <= 0 {
 			bad("%s=%v must be positive", d.name, d.v)
 		}
 	}
 	return errs
+}
+
+// trustedProxies is TrustedProxies as a list, blanks dropped.
+func (c Config) trustedProxies() []string {
+	var list []string
+	for _, p := range strings.Split(c.TrustedProxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			list = append(list, p)
+		}
+	}
+	return list
 }
 
 // storeConfig is the session store's configuration for this Config and clock.

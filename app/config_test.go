@@ -56,6 +56,16 @@ func TestLoadConfigValues(t *testing.T) {
 		"LOG_LEVEL":              "debug",
 		"LOG_FORMAT":             "json",
 		"METRICS_ADDR":           "0.0.0.0:9100",
+		"PASSWORD_MIN_LENGTH":    "20",
+		"LOGIN_HASH_SLOTS":       "3",
+		"LOGIN_HASH_WAIT":        "2s",
+		"LOGIN_ACCOUNT_FAILURES": "7",
+		"LOGIN_ADDRESS_FAILURES": "70",
+		"LOGIN_FAILURE_WINDOW":   "1h",
+		"LOGIN_LOCKOUT":          "30s",
+		"LOGIN_LOCKOUT_MAX":      "20m",
+		"TRUSTED_PROXIES":        "10.0.0.1, 192.168.0.0/16",
+		"PROXY_HEADER":           "X-Forwarded-For",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -67,9 +77,15 @@ func TestLoadConfigValues(t *testing.T) {
 		IdleTimeout: 30 * time.Minute, MaxLifetime: 12 * time.Hour, TouchInterval: 10 * time.Second, CacheCapacity: 0,
 		CacheMaxAge: time.Minute, SweepInterval: time.Hour,
 		LogLevel: slog.LevelDebug, LogFormat: "json", MetricsAddr: "0.0.0.0:9100",
+		PasswordMinLength: 20, HashSlots: 3, HashWait: 2 * time.Second, AccountFailures: 7, AddressFailures: 70,
+		FailureWindow: time.Hour, Lockout: 30 * time.Second, LockoutMax: 20 * time.Minute,
+		TrustedProxies: "10.0.0.1, 192.168.0.0/16", ProxyHeader: "X-Forwarded-For",
 	}
 	if cfg != want {
 		t.Errorf("got %+v, want %+v", cfg, want)
+	}
+	if got := cfg.trustedProxies(); len(got) != 2 || got[0] != "10.0.0.1" || got[1] != "192.168.0.0/16" {
+		t.Errorf("trusted proxies: got %q, want [10.0.0.1 192.168.0.0/16]", got)
 	}
 }
 
@@ -124,6 +140,18 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"zero sweep", map[string]string{"SESSION_SWEEP_INTERVAL": "0s"}, []string{"SESSION_SWEEP_INTERVAL"}},
 		{"log level", map[string]string{"LOG_LEVEL": "loud"}, []string{`LOG_LEVEL="loud"`}},
 		{"log format", map[string]string{"LOG_FORMAT": "xml"}, []string{`LOG_FORMAT="xml"`}},
+		{"password minimum under 8", map[string]string{"PASSWORD_MIN_LENGTH": "7"}, []string{"PASSWORD_MIN_LENGTH=7"}},
+		{"password minimum over 64", map[string]string{"PASSWORD_MIN_LENGTH": "65"}, []string{"PASSWORD_MIN_LENGTH=65"}},
+		{"no hash slots", map[string]string{"LOGIN_HASH_SLOTS": "0"}, []string{"LOGIN_HASH_SLOTS=0"}},
+		{"zero hash wait", map[string]string{"LOGIN_HASH_WAIT": "0s"}, []string{"LOGIN_HASH_WAIT=0s"}},
+		{"zero account failures", map[string]string{"LOGIN_ACCOUNT_FAILURES": "0"}, []string{"LOGIN_ACCOUNT_FAILURES=0"}},
+		{"negative address failures", map[string]string{"LOGIN_ADDRESS_FAILURES": "-1"}, []string{"LOGIN_ADDRESS_FAILURES=-1"}},
+		{"zero window", map[string]string{"LOGIN_FAILURE_WINDOW": "0s"}, []string{"LOGIN_FAILURE_WINDOW=0s"}},
+		{"zero lockout", map[string]string{"LOGIN_LOCKOUT": "0s"}, []string{"LOGIN_LOCKOUT=0s"}},
+		{"lockout max over the window", map[string]string{"LOGIN_LOCKOUT_MAX": "1h"}, []string{"LOGIN_LOCKOUT_MAX=1h0m0s"}},
+		{"lockout max under the lockout", map[string]string{"LOGIN_LOCKOUT": "5m", "LOGIN_LOCKOUT_MAX": "1m"}, []string{"LOGIN_LOCKOUT_MAX=1m0s"}},
+		{"trusted proxy not an address", map[string]string{"TRUSTED_PROXIES": "10.0.0.1,proxy.local"}, []string{"TRUSTED_PROXIES", "proxy.local"}},
+		{"trusted proxies without a header", map[string]string{"TRUSTED_PROXIES": "10.0.0.1", "PROXY_HEADER": " "}, []string{"PROXY_HEADER"}},
 		{"several at once", map[string]string{"PORT": "x", "COOKIE_SECURE": "y", "SESSION_IDLE_TIMEOUT": "z"},
 			[]string{"PORT", "COOKIE_SECURE", "SESSION_IDLE_TIMEOUT"}},
 	}

@@ -26,12 +26,8 @@ type metrics struct {
 	logins   *prometheus.CounterVec   // by outcome
 }
 
-// Login outcomes, as counted by sessions_login_attempts_total and logged as security events.
-const (
-	loginSuccess   = "success"
-	loginFailure   = "failure"
-	loginThrottled = "throttled"
-)
+// loginOutcomes are the outcomes of a login attempt, as accounts logs and counts them.
+var loginOutcomes = []string{"success", "failure", "throttled", "busy", "error"}
 
 // newMetrics registers the HTTP, login, session store, pool, Go runtime and process metrics.
 func newMetrics(store *storage.Store, db *pgxpool.Pool) *metrics {
@@ -48,10 +44,10 @@ func newMetrics(store *storage.Store, db *pgxpool.Pool) *metrics {
 		}, []string{"route", "method"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sessions_login_attempts_total",
-			Help: "Login attempts by outcome: success, failure (bad credentials) or throttled.",
+			Help: "Login attempts by outcome: success, failure (bad credentials), throttled, busy (no hashing slot in time) or error.",
 		}, []string{"outcome"}),
 	}
-	for _, o := range []string{loginSuccess, loginFailure, loginThrottled} {
+	for _, o := range loginOutcomes {
 		m.logins.WithLabelValues(o) // every outcome present from the start, at 0
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.logins,

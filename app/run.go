@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -108,7 +109,7 @@ func Run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 				return fmt.Errorf("%w (set MIGRATE_ON_START=false to skip)", err)
 			}
 		}
-		return user(ctx, db, cmd.name, cmd.email, password, stdout)
+		return user(ctx, db, cmd.name, cmd.email, password, cfg.PasswordMinLength, stdout, log)
 	}
 }
 
@@ -183,19 +184,21 @@ func migrate(db *pgxpool.Pool, name string, stdout io.Writer) error {
 	return err
 }
 
-func user(ctx context.Context, db *pgxpool.Pool, name, email, password string, stdout io.Writer) error {
+// user runs the user commands. A password change is a security event: it writes a log line.
+func user(ctx context.Context, db *pgxpool.Pool, name, email, password string, minLen int, stdout io.Writer, log *slog.Logger) error {
 	if name == "user create" {
-		u, err := createUser(ctx, db, email, password)
+		u, err := createUser(ctx, db, email, password, minLen)
 		if err != nil {
 			return err
 		}
 		_, err = fmt.Fprintf(stdout, "created user %d %s\n", u.ID, u.Email)
 		return err
 	}
-	u, err := setPassword(ctx, db, email, password)
+	u, err := setPassword(ctx, db, email, password, minLen)
 	if err != nil {
 		return err
 	}
+	log.Info("password change", "outcome", "success", "user", u.ID, "addr", "cli")
 	// Running servers hear of the deletion through the store's notifications.
 	n, err := storage.DeleteOwner(ctx, db, owner(u.ID))
 	if err != nil {

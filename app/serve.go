@@ -65,6 +65,13 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 		return fmt.Errorf("cannot listen on %s (HOST, PORT): %v", addr, err)
 	}
 	srv := newServer(cfg, db, store, ids, m, h, log)
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		newThrottle(db, cfg, h.Now).sweepEvery(sweepCtx, throttleSweepInterval, log)
+	}()
+	defer func() { stopSweep(); <-swept }() // deferred after the store's Close, so it runs before it
 	served := make(chan error, 1)
 	go func() { served <- srv.Listener(ln) }()
 	log.Info("listening", "addr", ln.Addr().String())

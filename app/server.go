@@ -34,14 +34,20 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 		IdleTimeout:           idleTimeout,
 		DisableStartupMessage: true,
 		ErrorHandler:          withSecurityHeaders(errorHandler(log)),
+		// The client address (c.IP) is the connection's, or ProxyHeader's when the peer is one
+		// of TrustedProxies; it is what login throttling counts per address.
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          cfg.trustedProxies(),
+		ProxyHeader:             cfg.ProxyHeader,
+		EnableIPValidation:      true,
 	})
 	srv.Use(requestLog(log, m)) // first: it sees every request's final status
 	srv.Use(recover.New())      // a bug in one handler is a 500, not a dead process
 	srv.Use(helmet.New(securityHeaders))
 	srv.Use(crossOrigin) // before every route: routes added later are covered too
 
-	sess := newSessions(store, ids, cfg, h.Now, !h.InMemoryStore)
-	users := newAccounts(db, cfg.QueryTimeout)
+	sess := newSessions(store, ids, cfg, h.Now, !h.InMemoryStore, log)
+	users := newAccounts(db, cfg, h.Now, log, m)
 	guard := sess.Guard
 
 	// The route table. A protected route is one line: the guard, then the handler.

@@ -23,25 +23,25 @@ import (
 type server struct {
 	URL   string         // http://127.0.0.1:port
 	Store *storage.Store // its session store, for its counters
-	logs  *syncBuffer
+	Log   *syncBuffer    // what it logged
 	stop  func()
 }
-
-// Logs returns what the server has logged so far.
-func (s *server) Logs() string { return s.logs.String() }
 
 // Stop shuts the server down gracefully and fails the test unless Run returns nil.
 func (s *server) Stop() { s.stop() }
 
 // baseEnv is the environment of a test server on dbURL: a free port on the loopback interface,
-// cookies over plain HTTP.
+// cookies over plain HTTP, and a wait for a hashing slot long enough that a login never gets
+// 503 on a machine loaded by the other tests (the test of that wait sets its own).
 func baseEnv(dbURL string) map[string]string {
 	return map[string]string{
-		"DATABASE_URL":  dbURL,
-		"HOST":          "127.0.0.1",
-		"PORT":          "0",
-		"COOKIE_SECURE": "false",
-		"METRICS_ADDR":  "", // tests that scrape set 127.0.0.1:0
+		"DATABASE_URL":    dbURL,
+		"HOST":            "127.0.0.1",
+		"PORT":            "0",
+		"COOKIE_SECURE":   "false",
+		"LOGIN_HASH_WAIT": "10s",
+		"METRICS_ADDR":    "",     // off; tests that scrape set 127.0.0.1:0
+		"LOG_FORMAT":      "text", // the tests that read logs parse key=value
 	}
 }
 
@@ -66,10 +66,10 @@ func startServer(t testing.TB, env map[string]string, hooks app.Hooks) *server {
 	hooks.Ready = func(addr string, store *storage.Store) { readyc <- ready{addr, store} }
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	stderr := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(ctx, []string{"serve"}, lookupEnv(env), strings.NewReader(""), io.Discard, &stderr, hooks)
+		done <- app.Run(ctx, []string{"serve"}, lookupEnv(env), strings.NewReader(""), io.Discard, stderr, hooks)
 	}()
 
 	var r ready
@@ -93,7 +93,7 @@ func startServer(t testing.TB, env map[string]string, hooks app.Hooks) *server {
 		})
 	}
 	t.Cleanup(stop)
-	return &server{URL: "http://" + r.addr, Store: r.store, logs: &stderr, stop: stop}
+	return &server{URL: "http://" + r.addr, Store: r.store, Log: stderr, stop: stop}
 }
 
 // syncBuffer is a bytes.Buffer safe for the server's logger and the test to share.

@@ -125,7 +125,7 @@ func TestMetricsAndRequestLog(t *testing.T) {
 
 	// One JSON log line per request, with every field.
 	var lines []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.Logs()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(s.Log.String()), "\n") {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(l), &rec); err != nil {
 			t.Fatalf("log line %q is not JSON: %v", l, err)
@@ -135,7 +135,7 @@ func TestMetricsAndRequestLog(t *testing.T) {
 		}
 	}
 	if want := 1 + 1 + warm + 2; len(lines) != want { // login, /me, warm /me, 404, /healthz
-		t.Fatalf("got %d request log lines, want %d:\n%s", len(lines), want, s.Logs())
+		t.Fatalf("got %d request log lines, want %d:\n%s", len(lines), want, s.Log.String())
 	}
 	var traced map[string]any
 	for _, rec := range lines {
