@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,31 +32,71 @@ func run(t *testing.T, vars map[string]string, stdin string, args ...string) (st
 func TestParseArgs(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		args    []string
-		want    command
-		wantErr bool
+		args     []string
+		want     string   // the command's words; "" for an error
+		wantArgs []string // its arguments
 	}{
-		{nil, command{name: "serve"}, false},
-		{[]string{"serve"}, command{name: "serve"}, false},
-		{[]string{"help"}, command{name: "help"}, false},
-		{[]string{"--help"}, command{name: "help"}, false},
-		{[]string{"migrate", "up"}, command{name: "migrate up"}, false},
-		{[]string{"migrate", "down"}, command{name: "migrate down"}, false},
-		{[]string{"migrate", "version"}, command{name: "migrate version"}, false},
-		{[]string{"user", "create", "a@b.c"}, command{name: "user create", email: "a@b.c"}, false},
-		{[]string{"user", "passwd", "a@b.c"}, command{name: "user passwd", email: "a@b.c"}, false},
-		{[]string{"serve", "now"}, command{}, true},
-		{[]string{"migrate"}, command{}, true},
-		{[]string{"migrate", "sideways"}, command{}, true},
-		{[]string{"user", "create"}, command{}, true},
-		{[]string{"user", "delete", "a@b.c"}, command{}, true},
-		{[]string{"user", "create", "a@b.c", "extra"}, command{}, true},
-		{[]string{"frobnicate"}, command{}, true},
+		{nil, "serve", nil},
+		{[]string{"serve"}, "serve", nil},
+		{[]string{"help"}, "help", nil},
+		{[]string{"--help"}, "help", nil},
+		{[]string{"-h"}, "help", nil},
+		{[]string{"migrate", "up"}, "migrate up", nil},
+		{[]string{"migrate", "down"}, "migrate down", nil},
+		{[]string{"migrate", "version"}, "migrate version", nil},
+		{[]string{"user", "create", "a@b.c"}, "user create", []string{"a@b.c"}},
+		{[]string{"user", "passwd", "a@b.c"}, "user passwd", []string{"a@b.c"}},
+		{[]string{"serve", "now"}, "", nil},
+		{[]string{"migrate"}, "", nil},
+		{[]string{"migrate", "sideways"}, "", nil},
+		{[]string{"user", "create"}, "", nil},
+		{[]string{"user", "delete", "a@b.c"}, "", nil},
+		{[]string{"user", "create", "a@b.c", "extra"}, "", nil},
+		{[]string{"frobnicate"}, "", nil},
 	}
 	for _, tt := range tests {
-		got, err := parseArgs(tt.args)
-		if (err != nil) != tt.wantErr || got != tt.want {
-			t.Errorf("parseArgs(%q): got %+v, %v; want %+v, error %v", tt.args, got, err, tt.want, tt.wantErr)
+		cmd, args, err := parseArgs(tt.args)
+		if tt.want == "" {
+			if err == nil || !strings.Contains(err.Error(), "sessions help") {
+				t.Errorf("parseArgs(%q): got %v, want an error pointing to sessions help", tt.args, err)
+			}
+			continue
+		}
+		if err != nil || cmd.words != tt.want || !slices.Equal(args, tt.wantArgs) {
+			t.Errorf("parseArgs(%q): got %v %q, %v; want %s %q", tt.args, cmd, args, err, tt.want, tt.wantArgs)
+		}
+	}
+}
+
+// TestCommandsTable checks every entry of the commands table: its usage line is in the help
+// text, parses back to it, and it is refused with an argument too many or too few.
+func TestCommandsTable(t *testing.T) {
+	t.Parallel()
+	help := usage()
+	seen := map[string]bool{}
+	for _, c := range commands {
+		if seen[c.words] {
+			t.Errorf("command %q is in the table twice", c.words)
+		}
+		seen[c.words] = true
+		if !strings.Contains(help, c.usageLine()+" ") || !strings.Contains(help, c.help) {
+			t.Errorf("help text lacks %q: %s", c.usageLine(), help)
+		}
+		args := strings.Fields(c.usageLine())
+		got, _, err := parseArgs(args)
+		if err != nil || got.words != c.words {
+			t.Errorf("parseArgs(%q): got %v, %v; want command %q", args, got, err, c.words)
+		}
+		if _, _, err := parseArgs(append(args, "extra")); err == nil {
+			t.Errorf("parseArgs(%q + extra): got no error", args)
+		}
+		if len(c.args) > 0 {
+			if _, _, err := parseArgs(args[:len(args)-1]); err == nil {
+				t.Errorf("parseArgs(%q without its last argument): got no error", args)
+			}
+		}
+		if (c.run == nil) != (c.words == "help") {
+			t.Errorf("command %q: only help may have no run", c.words)
 		}
 	}
 }
