@@ -403,7 +403,7 @@ func TestPostgresSweepRemovesExpiredTombstones(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewPool(t)
 	pgtest.Exec(t, pool, "INSERT INTO session_tombstones (k, e) VALUES ('old', 1), ('live', $1)", time.Now().Add(time.Hour).Unix())
-	if err := sweepTombstones(context.Background(), pool, time.Now()); err != nil {
+	if err := newPGTier(pool, true).sweep(context.Background(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if n := pgtest.Count(t, pool, "SELECT count(*) FROM session_tombstones"); n != 1 {

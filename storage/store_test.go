@@ -772,3 +772,30 @@ type contextStorage interface {
 }
 
 var _ contextStorage = (*Store)(nil)
+
+func TestLateNotificationAfterLocalWriteDoesNotRefill(t *testing.T) {
+	// A read in flight; then a local Delete (a logout) or Set; then the late notification of an
+	// earlier write by another instance; then the read finishes. It must not put the old row
+	// back: Get after the logout returned must not see the session.
+	for _, op := range []string{"delete", "set"} {
+		t.Run(op, func(t *testing.T) {
+			s, ft, clock := newTestStore(t, 10)
+			h := hashKey("a")
+			e := clock.Now().Unix() + 100
+			ft.put(h, []byte("old"), e) // written by another instance; notification not yet here
+			finish := raceRead(t, s, ft, "a")
+			want := ""
+			if op == "delete" {
+				if err := s.Delete("a"); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				mustSet(t, s, "a", "new", time.Hour)
+				want = "new"
+			}
+			s.apply(updatePayload(h, "old", e)) // the late notification
+			finish()
+			wantValue(t, mustGet(t, s, "a"), want)
+		})
+	}
+}
