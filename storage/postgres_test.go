@@ -445,3 +445,82 @@ func TestPostgresTombstoneCheckedAfterInsertToo(t *testing.T) {
 		t.Fatal("the refused write left a row")
 	}
 }
+
+func TestPostgresHungListenerStopsServingWithinLease(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	pool := pgtest.Pool(t, dbURL)
+	proxy := pgtest.NewProxy(t, dbURL)
+	defaults := DefaultConfig()
+	a := newPGStore(t, pool, nil)
+	// B listens through a network that will hang; its pool reaches Postgres directly.
+	b := newPGStore(t, pool, func(c *Config) {
+		c.HealthInterval = defaults.HealthInterval
+		c.ListenURL = proxy.URL(dbURL)
+	})
+	mustSet(t, a, "s", "v", time.Hour)
+	wantValue(t, mustGet(t, b, "s"), "v")
+	if !inMemory(b, "s") {
+		t.Fatal("B did not keep the session in memory")
+	}
+
+	// The cost of the lease: pings while nothing happens.
+	p0, start := b.Stats().Pings, time.Now()
+	time.Sleep(3 * time.Second)
+	t.Logf("pings per second, idle instance: %.1f", float64(b.Stats().Pings-p0)/time.Since(start).Seconds())
+	wantValue(t, mustGet(t, b, "s"), "v")
+
+	proxy.Hang()
+	if err := a.Delete("s"); err != nil { // a logout on A
+		t.Fatal(err)
+	}
+	deleted := time.Now()
+	for string(mustGet(t, b, "s")) == "v" {
+		if time.Since(deleted) > 10*time.Second {
+			t.Fatal("B still serves the deleted session 10 s after the delete")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	window := time.Since(deleted)
+	t.Logf("hung listener: B served the deleted session for %v after the delete (Lease %v)", window, defaults.Lease)
+	// The bound is the lease; the slack is for a loaded machine.
+	if limit := defaults.Lease + time.Second; window > limit {
+		t.Fatalf("B served the deleted session for %v, want at most about the lease (%v)", window, limit)
+	}
+}
+
+func TestPostgresCloseIsBoundedWhenDatabaseHangs(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	proxy := pgtest.NewProxy(t, dbURL)
+	pool := pgtest.Pool(t, proxy.URL(dbURL)) // every connection of the store goes through it
+	cfg := DefaultConfig()
+	cfg.SweepInterval = time.Second
+	s, err := New(context.Background(), pool, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSet(t, s, "a", "1", time.Hour)
+
+	proxy.Hang()
+	hung := time.Now()
+	go s.Get("cold") // a read left hanging
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := s.SetWithContext(ctx, "b", []byte("1"), time.Hour); err == nil { // a write that timed out
+		t.Fatal("a write through a hung network succeeded")
+	}
+	eventually(t, 5*time.Second, "the read is in flight", func() bool { return s.Stats().Misses == 1 })
+	time.Sleep(time.Until(hung.Add(cfg.SweepInterval + 200*time.Millisecond))) // a sweep is in flight too
+
+	start := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	t.Logf("Close with a hung database took %v", took)
+	proxy.Close() // before the pool's own clean-up, which would wait on the hung connections
+	if took > 2*time.Second {
+		t.Fatalf("Close took %v with a hung database, want it bounded (well under 2 s)", took)
+	}
+}
