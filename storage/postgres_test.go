@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -414,11 +415,12 @@ func TestPostgresSweepRemovesExpiredTombstones(t *testing.T) {
 func TestPostgresExpiredRowsAreSwept(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewPool(t)
-	newPGStore(t, pool, func(c *Config) { c.SweepInterval = time.Second })
+	// A sub-second interval is honoured (postgres/v3 turned it into 10 s).
+	newPGStore(t, pool, func(c *Config) { c.SweepInterval = 100 * time.Millisecond })
 	past := time.Now().Add(-time.Minute).Unix()
 	pgtest.Exec(t, pool, "INSERT INTO sessions (k, v, e) VALUES ('expired', '\\x01', $1), ('live', '\\x01', $2), ('forever', '\\x01', 0)",
 		past, time.Now().Add(time.Hour).Unix())
-	eventually(t, 10*time.Second, "postgres/v3's clean-up deletes the expired row", func() bool {
+	eventually(t, 3*time.Second, "the sweep deletes the expired row", func() bool {
 		return pgtest.Count(t, pool, "SELECT count(*) FROM sessions WHERE k = 'expired'") == 0
 	})
 	if n := pgtest.Count(t, pool, "SELECT count(*) FROM sessions"); n != 2 {
@@ -522,5 +524,79 @@ func TestPostgresCloseIsBoundedWhenDatabaseHangs(t *testing.T) {
 	proxy.Close() // before the pool's own clean-up, which would wait on the hung connections
 	if took > 2*time.Second {
 		t.Fatalf("Close took %v with a hung database, want it bounded (well under 2 s)", took)
+	}
+}
+
+func TestPostgresConnAndNilRuntimeParams(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	pcfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcfg.ConnConfig.RuntimeParams = nil // a configuration built by hand may leave it nil
+	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s := newPGStore(t, pool, nil)
+	if s.Conn() != pool {
+		t.Fatal("Conn() is not the pool the store runs on")
+	}
+	mustSet(t, s, "a", "1", time.Hour)
+	wantValue(t, mustGet(t, s, "a"), "1")
+}
+
+func TestPostgresTombstonesOff(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	plain := newPGStore(t, pool, func(c *Config) { c.Tombstones = false })
+	mustSet(t, plain, "k", "1", time.Hour)
+	if err := plain.Delete("k"); err != nil {
+		t.Fatal(err)
+	}
+	mustSet(t, plain, "k", "2", time.Hour) // a limiter or a cache sets a key again at once
+	wantValue(t, mustGet(t, plain, "k"), "2")
+	if err := plain.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	mustSet(t, plain, "k", "3", time.Hour)
+	wantValue(t, mustGet(t, plain, "k"), "3")
+	if n := pgtest.Count(t, pool, "SELECT count(*) FROM session_tombstones"); n != 0 {
+		t.Fatalf("got %d tombstones with tombstones off, want 0", n)
+	}
+}
+
+func TestPostgresConnectionsPerInstance(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	const maxConns = 3
+	pool := pgtest.Pool(t, dbURL+"&application_name=store&pool_max_conns="+strconv.Itoa(maxConns))
+	s := newPGStore(t, pool, nil)
+	other := pgtest.Pool(t, dbURL)
+	// Every statement of the store waits on this lock, holding its connection.
+	tx := openTx(t, other, "LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() { _ = s.Set("w"+strconv.Itoa(i), []byte("1"), time.Hour) })
+		wg.Go(func() { _, _ = s.Get("r" + strconv.Itoa(i)) })
+		wg.Go(func() { _ = s.Delete("d" + strconv.Itoa(i)) })
+	}
+	count := func() int64 {
+		return pgtest.Count(t, other, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name IN ('store', $1)", ListenerApplicationName)
+	}
+	eventually(t, 10*time.Second, "the pool is in full use", func() bool {
+		return pgtest.Count(t, other, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'store' AND wait_event_type = 'Lock'") >= maxConns
+	})
+	time.Sleep(200 * time.Millisecond) // room for any further connection to show up
+	n := count()
+	if err := tx.Rollback(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	t.Logf("connections of one instance under load: %d (pool MaxConns %d + the listener)", n, maxConns)
+	if n > maxConns+1 {
+		t.Fatalf("got %d connections, want at most MaxConns+1 = %d", n, maxConns+1)
 	}
 }
