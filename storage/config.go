@@ -45,7 +45,7 @@ type Config struct {
 	// Store is a plain fiber.Storage: a key may be set again right after it was deleted, as a
 	// rate limiter, CSRF token store or cache expects.
 	Tombstones bool
-	// Now is the clock of expiries and of the lease. Nil means time.Now.
+	// Now is the clock of expiries. Nil means time.Now. (The lease runs on the real clock.)
 	Now func() time.Time
 	// Decode, if set, turns a stored value into the form the application reads, for
 	// GetDecoded. Its result is kept with the memory entry and shared by every caller until the

@@ -53,7 +53,7 @@ type load struct {
 // a late notification of an old row, arriving after a Delete or Set, from letting a read that
 // began before them put the old row back.
 func (s *Store) mayFillLocked(f *flight, since, epoch uint64, row rowState, now time.Time) bool {
-	if s.mem == nil || !s.servingLocked(now) || epoch != s.epoch || f.writers > 0 || expired(row.e, now) {
+	if s.mem == nil || !s.servingLocked() || epoch != s.epoch || f.writers > 0 || expired(row.e, now) {
 		return false
 	}
 	if f.gen == since {
@@ -63,10 +63,10 @@ func (s *Store) mayFillLocked(f *flight, since, epoch uint64, row rowState, now 
 		f.announced.digest == row.digest && covers(f.announced.e, row.e)
 }
 
-// servingLocked reports whether the memory tier may answer at now: it is listening (always true
-// over a stand-in tier) and, with a listener, its lease has not run out.
-func (s *Store) servingLocked(now time.Time) bool {
-	return s.coherent && (!s.leased || now.Before(s.leaseEnd))
+// servingLocked reports whether the memory tier may answer: it is listening (always true over a
+// stand-in tier) and, with a listener, its lease has not run out.
+func (s *Store) servingLocked() bool {
+	return s.coherent && (!s.leased || s.leaseOK)
 }
 
 // acquireLocked returns key's flight, creating it, and takes a reference.

@@ -124,7 +124,7 @@ func (l *listener) listen(listening func()) error {
 		_ = conn.Close(ctx)
 		cancel()
 	}()
-	sent := s.cfg.Now()
+	sent := time.Now()
 	ctx, cancel = s.callContext(context.Background())
 	_, err = conn.Exec(ctx, "LISTEN "+Channel)
 	cancel()
@@ -143,13 +143,13 @@ func (l *listener) listen(listening func()) error {
 		case s.life.Err() != nil:
 			return s.life.Err()
 		case err == nil:
-			received := s.cfg.Now()
+			received := time.Now()
 			s.apply(n.Payload)
 			s.renewLease(received)
 		case pgconn.Timeout(err):
 			// Silence: prove the connection alive. The answer proves every notification sent
 			// before it has arrived; apply those before renewing.
-			sent := s.cfg.Now()
+			sent := time.Now()
 			pctx, cancel := s.callContext(context.Background())
 			err = conn.Ping(pctx)
 			cancel()
@@ -181,14 +181,39 @@ var doneContext = func() context.Context {
 	return ctx
 }()
 
-// renewLease lets the memory tier serve until Lease after proof, the moment from which the
-// listener is known to have received every notification.
+// renewLease lets the memory tier serve until Lease after proof (real clock): the moment a
+// ping was sent whose answer came back, or a notification arrived, on a connection that
+// delivers in order.
 func (s *Store) renewLease(proof time.Time) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if end := proof.Add(s.cfg.Lease); end.After(s.leaseEnd) {
 		s.leaseEnd = end
 	}
-	s.mu.Unlock()
+	if s.leaseOK || s.closed {
+		return // the timer is set; it looks at leaseEnd when it fires
+	}
+	d := time.Until(s.leaseEnd)
+	if d <= 0 {
+		return
+	}
+	s.leaseOK = true
+	if s.leaseTimer == nil {
+		s.leaseTimer = time.AfterFunc(d, s.checkLease)
+	} else {
+		s.leaseTimer.Reset(d)
+	}
+}
+
+// checkLease runs when the lease may have run out: it ends it, or waits for its new end.
+func (s *Store) checkLease() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := time.Until(s.leaseEnd); d > 0 && !s.closed {
+		s.leaseTimer.Reset(d)
+		return
+	}
+	s.leaseOK = false
 }
 
 // setCoherent turns the memory tier on or off. Either way the memory tier is flushed and every

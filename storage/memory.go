@@ -2,6 +2,7 @@ package storage
 
 import (
 	"crypto/sha256"
+	"strings"
 	"time"
 
 	"github.com/gofiber/storage/memory/v2"
@@ -98,6 +99,8 @@ func (m *memTier) put(rawKey, key string, val []byte, deadline time.Time, rowExp
 		m.remove(m.head.prev.key)
 		evicted++
 	}
+	// The caller's key may live in a buffer Fiber reuses after the request: keep a copy.
+	rawKey = strings.Clone(rawKey)
 	n := &node{key: key, rawKey: rawKey, deadline: deadline, rowExpiry: rowExpiry, digest: digest}
 	m.index[key] = n
 	m.byKey[rawKey] = n

@@ -28,7 +28,7 @@ func (s *Store) GetWithContext(ctx context.Context, key string) ([]byte, error) 
 		s.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if s.mem != nil && s.servingLocked(now) {
+	if s.mem != nil && s.servingLocked() {
 		if v, ok := s.mem.get(key, now); ok {
 			s.mu.Unlock()
 			s.stats.hits.Add(1)
@@ -59,7 +59,7 @@ func (s *Store) GetDecoded(ctx context.Context, key string) (any, error) {
 		s.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if s.mem != nil && s.servingLocked(now) {
+	if s.mem != nil && s.servingLocked() {
 		if n, ok := s.mem.touch(key, now); ok && n.decoded != nil {
 			d := n.decoded
 			s.mu.Unlock()

@@ -68,10 +68,13 @@ type Store struct {
 	// coherent is true while the memory tier may serve: always with a stand-in tier, and with
 	// Postgres only while the listener is listening.
 	coherent bool
-	// leased is true when a listener renews leaseEnd; memory then serves only before leaseEnd.
-	leased   bool
-	leaseEnd time.Time
-	closed   bool
+	// leased is true when a listener holds a lease; memory then serves only while leaseOK,
+	// which leaseTimer turns off at leaseEnd (on the real clock, whatever Config.Now is).
+	leased     bool
+	leaseOK    bool
+	leaseEnd   time.Time
+	leaseTimer *time.Timer
+	closed     bool
 
 	// life ends at Close: it cancels in-flight Postgres calls and stops goroutines.
 	life context.Context
@@ -159,6 +162,9 @@ func (s *Store) Close() error {
 	s.once.Do(func() {
 		s.mu.Lock()
 		s.closed = true
+		if s.leaseTimer != nil {
+			s.leaseTimer.Stop()
+		}
 		s.mu.Unlock()
 		s.end()
 		s.wg.Wait()

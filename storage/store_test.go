@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // newTestStore returns a Store over a fakeTier with a fake clock, closed when the test ends.
@@ -906,4 +907,19 @@ func (s *Store) flushAll() {
 	s.mu.Lock()
 	s.flushLocked()
 	s.mu.Unlock()
+}
+
+func TestMemoryKeepsItsOwnCopyOfTheKey(t *testing.T) {
+	// Fiber hands keys that point into buffers it reuses after the request.
+	s, ft, _ := newTestStore(t, 10)
+	buf := []byte("session-a")
+	key := unsafe.String(&buf[0], len(buf))
+	mustSet(t, s, key, "1", time.Hour)
+	copy(buf, "session-b") // the buffer now serves another request
+	wantValue(t, mustGet(t, s, "session-a"), "1")
+	if n := ft.gets.Load(); n != 0 {
+		t.Fatalf("got %d tier reads, want 0: the entry was lost when the caller's buffer changed", n)
+	}
+	wantValue(t, mustGet(t, s, "session-b"), "")
+	assertIndexMatchesMemory(t, s)
 }
