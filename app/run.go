@@ -198,7 +198,7 @@ func user(ctx context.Context, db *pgxpool.Pool, name, email, password string, m
 	if err != nil {
 		return err
 	}
-	log.Info("password change", "outcome", "success", "user", u.ID, "addr", "cli")
+	log.Info("password change", "outcome", "success", "user", u.ID, "client", "cli")
 	// Running servers hear of the deletion through the store's notifications.
 	n, err := storage.DeleteOwner(ctx, db, owner(u.ID))
 	if err != nil {
