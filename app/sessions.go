@@ -205,7 +205,7 @@ func (s *sessions) EndAll(c *fiber.Ctx, u handlers.User) error {
 // address. Never the session id or the cookie.
 func (s *sessions) logEvent(c *fiber.Ctx, event string) {
 	s.log.LogAttrs(c.UserContext(), slog.LevelInfo, event, slog.String("outcome", "success"),
-		slog.Int64("user", handlers.CurrentUser(c).ID), slog.String("addr", c.IP()))
+		slog.Int64("user", handlers.CurrentUser(c).ID), slog.String("client", c.IP()))
 }
 
 // Guard is the middleware in front of every protected route. It answers 401 unless the request

@@ -156,7 +156,7 @@ func (a *accounts) logAttempt(userID int64, email, addr, outcome string) {
 	if outcome != "success" {
 		level = slog.LevelWarn
 	}
-	a.log.LogAttrs(context.Background(), level, "login", slog.String("outcome", outcome), who, slog.String("addr", addr))
+	a.log.LogAttrs(context.Background(), level, "login", slog.String("outcome", outcome), who, slog.String("client", addr))
 }
 
 // emailTag is a short keyed hash of an email that matches no account: the same email gives the
