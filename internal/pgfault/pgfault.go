@@ -54,18 +54,20 @@ var lostCodes = map[string]bool{
 // resources). The caller answers such an error with 503 and Retry-After; the request may succeed
 // if sent again later.
 //
-// A cancelled context (context.Canceled) is not unavailability: the caller gave up.
+// Every connect error counts, a refusal for a wrong password or a missing database included:
+// to the client the database is unavailable, and the log says why. A cancelled context
+// (context.Canceled) is not unavailability: the caller gave up.
 func Unavailable(err error) bool {
-	if err == nil {
+	if err == nil || errors.Is(err, context.Canceled) {
 		return false
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return unavailableCodes[pgErr.Code]
 	}
 	var connectErr *pgconn.ConnectError
 	if errors.As(err, &connectErr) {
 		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return unavailableCodes[pgErr.Code]
 	}
 	if errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
 		return true
@@ -85,7 +87,7 @@ func Unavailable(err error) bool {
 // A statement that failed with ConnLost may or may not have run: resend only statements that
 // are safe to run twice (reads, and writes whose second run changes nothing).
 func ConnLost(err error) bool {
-	if err == nil {
+	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
 	var connectErr *pgconn.ConnectError
@@ -96,7 +98,7 @@ func ConnLost(err error) bool {
 	if errors.As(err, &pgErr) {
 		return lostCodes[pgErr.Code]
 	}
-	if pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	if pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	return errors.Is(err, io.EOF) ||
