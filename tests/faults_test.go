@@ -26,7 +26,7 @@ func TestDatabaseFaults(t *testing.T) {
 		recoverWithin = 15 * time.Second // bound on each recovery; the figures are logged
 	)
 	cluster := pgtest.NewCluster(t)
-	dbURL := cluster.CreateDatabase("app") + "&pool_max_conns=4"
+	dbURL := withParam(t, cluster.CreateDatabase("app"), "pool_max_conns", "4")
 	var users []credentials
 	for i := range 4 {
 		u := credentials{fmt.Sprintf("user%d@example.com", i), fmt.Sprintf("fault test password number %d", i)}
