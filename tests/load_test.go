@@ -232,19 +232,19 @@ func (l *load) browse(i, iter int) {
 	}
 	ended := time.Now()
 	for {
+		sent := time.Now()
 		status := l.send(nil, cookie, "GET", there.URL+"/me", "", "GET /me after logout")
-		since := time.Since(ended)
 		switch {
 		case status == http.StatusUnauthorized:
 			phase := *l.phase.Load()
 			l.mu.Lock()
-			l.lag[phase] = max(l.lag[phase], since)
+			l.lag[phase] = max(l.lag[phase], time.Since(ended))
 			l.mu.Unlock()
 			return
-		case status == http.StatusOK && since > revokeWithin:
-			l.problem("session of %s logged out on %s still served by %s %v later", u.email, here.URL, there.URL, since.Round(time.Millisecond))
+		case status == http.StatusOK && sent.Sub(ended) > revokeWithin:
+			l.problem("session of %s logged out on %s still served by %s to a request sent %v later", u.email, here.URL, there.URL, sent.Sub(ended).Round(time.Millisecond))
 			return
-		case since > revokeBound:
+		case time.Since(ended) > revokeBound:
 			l.problem("session of %s logged out on %s not refused by %s within %v", u.email, here.URL, there.URL, revokeBound)
 			return
 		}
