@@ -18,7 +18,8 @@ import (
 // load is a bounded load of browsers on two servers of one database. Each browser repeats:
 // log in on one server, GET /me on both in turn, log out, and watch the other server until it
 // refuses the ended session. Every answer is counted by phase, request and status, and every
-// answer that breaks a promise is kept as a problem:
+// answer that breaks a promise is kept as a problem. An answer is counted under the phase in
+// which its request was sent. The problems:
 //
 //   - a 500, or any 5xx but 503 (a 503 too unless allow503);
 //   - an acknowledged session lost: 401 for a session whose login answered 200 and that was not
