@@ -128,7 +128,7 @@ func TestDatabaseFaults(t *testing.T) {
 	l.report(t, "before", "terminate", "restart", "stopped", "started")
 	if t.Failed() {
 		for _, s := range servers {
-			t.Logf("log of %s:\n%s", s.URL, s.Logs())
+			t.Logf("log of %s:\n%s", s.URL, s.Log.String())
 		}
 	}
 	if n := l.answers(http.StatusInternalServerError); n != 0 {
