@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/gofiber-template/sessions/internal/pgfault"
 )
 
 // Table is the sessions table created by the project's migrations; Channel is the LISTEN
@@ -57,7 +59,10 @@ func (t *pgTier) get(ctx context.Context, key string) ([]byte, int64, error) {
 		v []byte
 		e int64
 	)
-	err := t.pool.QueryRow(ctx, t.query, key).Scan(&v, &e)
+	// A read is safe to run twice: a pooled connection the server closed costs one more try.
+	err := pgfault.Retry(ctx, t.pool, func(q pgfault.Querier) error {
+		return q.QueryRow(ctx, t.query, key).Scan(&v, &e)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, 0, nil
 	}
