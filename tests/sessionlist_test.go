@@ -200,3 +200,49 @@ func TestSessionListAcrossServers(t *testing.T) {
 		t.Errorf("list at the end: got %+v, want the laptop's alone", got)
 	}
 }
+
+// TestSessionListStatements counts what the feature costs PostgreSQL: the listing one query,
+// ending another session one statement, and a warm GET /me still none.
+func TestSessionListStatements(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	env := baseEnv(dbURL)
+	env["SESSION_SWEEP_INTERVAL"] = "1h" // the idle server's one statement, kept out
+	var st pgtest.Counter
+	clk := newClock() // still: no refresh falls due during the test
+	s := startServer(t, env, app.Hooks{PoolConfig: st.Install, Now: clk.Now})
+	c, other := newBrowser(t, "one"), newBrowser(t, "other")
+	mustLogin(t, c, s, email, password)
+	mustLogin(t, other, s, email, password)
+	mustMe(t, c, s, http.StatusOK)
+
+	mark := st.Mark()
+	list := mustList(t, c, s)
+	if n, sqls := st.Since(mark); n != 1 {
+		t.Errorf("GET /sessions: got %d statements, want 1: %q", n, sqls)
+	}
+	if len(list) != 2 {
+		t.Fatalf("GET /sessions: got %d sessions, want 2", len(list))
+	}
+	mark = st.Mark()
+	for range 50 {
+		mustMe(t, c, s, http.StatusOK)
+	}
+	if n, sqls := st.Since(mark); n != 0 {
+		t.Errorf("warm GET /me after listing: got %d statements, want 0: %q", n, sqls)
+	}
+	var otherID string
+	for _, l := range list {
+		if !l.Current {
+			otherID = l.ID
+		}
+	}
+	mark = st.Mark()
+	if got := endSession(t, c, s, otherID); got != http.StatusNoContent {
+		t.Fatalf("DELETE /sessions/{id}: got %d, want 204", got)
+	}
+	if n, sqls := st.Since(mark); n != 1 {
+		t.Errorf("DELETE /sessions/{id} of another session: got %d statements, want 1: %q", n, sqls)
+	}
+}
