@@ -199,6 +199,14 @@ func TestSessionListAcrossServers(t *testing.T) {
 	if got := mustList(t, laptop, a); len(got) != 1 || got[0].UserAgent != "laptop" || !got[0].Current {
 		t.Errorf("list at the end: got %+v, want the laptop's alone", got)
 	}
+
+	// The metadata goes with the sessions.
+	if status, _ := do(t, laptop, "POST", a.URL+"/logout/all", "", ""); status != http.StatusNoContent {
+		t.Fatalf("logout/all: got %d, want 204", status)
+	}
+	if n := pgtest.Count(t, db, "SELECT count(*) FROM sessions WHERE info IS NOT NULL"); n != 1 {
+		t.Errorf("rows with session metadata after ada logged out everywhere: got %d, want bob's 1", n)
+	}
 }
 
 // TestSessionListStatements counts what the feature costs PostgreSQL: the listing one query,
