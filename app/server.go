@@ -57,6 +57,8 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 	srv.Get("/me", guard, handlers.Me)
 	srv.Post("/logout", guard, handlers.Logout(sess))
 	srv.Post("/logout/all", guard, handlers.LogoutAll(sess))
+	srv.Get("/sessions", guard, handlers.ListSessions(sess))
+	srv.Delete("/sessions/:id", guard, handlers.EndSession(sess))
 	return srv
 }
 

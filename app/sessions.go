@@ -159,8 +159,9 @@ func (s *sessions) Start(c *fiber.Ctx, u handlers.User) error {
 	if !s.bind {
 		return nil
 	}
-	// Until bound, the session would survive "log out everywhere". Bind follows Save at once.
-	if err := s.store.Bind(c.UserContext(), id, owner(u.ID)); err != nil {
+	// Until bound, the session would survive "log out everywhere" and be missing from the
+	// user's list. Bind follows Save at once.
+	if err := s.store.Bind(c.UserContext(), id, owner(u.ID), loginInfo(c)); err != nil {
 		_ = s.store.Delete(id)
 		return fmt.Errorf("bind session: %w", err)
 	}

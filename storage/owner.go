@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Bind records owner as the owner of key's row, so that DeleteOwner can end it with the
-// owner's other sessions. It returns an error wrapping ErrDeleted when no row for key exists.
-func (s *Store) Bind(ctx context.Context, key, owner string) error {
+// owner's other sessions and Owned lists it, with info: a JSON document (nil: none) the store
+// keeps on the row, never reads, and removes with it. It returns an error wrapping ErrDeleted
+// when no row for key exists.
+func (s *Store) Bind(ctx context.Context, key, owner string, info []byte) error {
 	if s.isClosed() {
 		return ErrClosed
 	}
@@ -19,7 +22,7 @@ func (s *Store) Bind(ctx context.Context, key, owner string) error {
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	tag, err := s.pool.Exec(ctx, "UPDATE "+Table+" SET owner = $2 WHERE k = $1", hashKey(key), owner)
+	tag, err := s.pool.Exec(ctx, "UPDATE "+Table+" SET owner = $2, info = $3 WHERE k = $1", hashKey(key), owner, info)
 	if err != nil {
 		return fmt.Errorf("storage: bind: %w", err)
 	}
@@ -27,6 +30,77 @@ func (s *Store) Bind(ctx context.Context, key, owner string) error {
 		return fmt.Errorf("storage: bind: %w", ErrDeleted)
 	}
 	return nil
+}
+
+// Bound is a live row bound to an owner, as Owned returns it.
+type Bound struct {
+	// Handle names the row to its owner for DeleteHandle: random, given to the row when it is
+	// first written and kept for its life; neither its key nor the key's hash.
+	Handle  string
+	Info    []byte // what Bind recorded; nil for none
+	Value   []byte // the stored value
+	Current bool   // the row is the one of the key passed to Owned
+}
+
+// Owned returns the rows bound to owner that have not expired, in no particular order, in one
+// query. The row of key, if it is one of them, is marked Current. Memory is not consulted:
+// the rows come from Postgres.
+func (s *Store) Owned(ctx context.Context, owner, key string) ([]Bound, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	if s.pool == nil {
+		return nil, errors.New("storage: owned: no database")
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, "SELECT handle, info, v, k = $2 FROM "+Table+
+		" WHERE owner = $1 AND (e = 0 OR e > $3)", owner, hashKey(key), s.cfg.Now().Unix())
+	if err != nil {
+		return nil, fmt.Errorf("storage: owned: %w", err)
+	}
+	var out []Bound
+	for rows.Next() {
+		var b Bound
+		if err := rows.Scan(&b.Handle, &b.Info, &b.Value, &b.Current); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("storage: owned: %w", err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: owned: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteHandle deletes the row bound to owner whose Bound.Handle is handle, if it has not
+// expired, on this instance at once and on every other instance through their listeners, in
+// one statement. It reports whether it deleted a row, and whether that row was key's. A handle
+// of another owner's row, an expired row's or one that does not exist deletes nothing.
+func (s *Store) DeleteHandle(ctx context.Context, owner, handle, key string) (deleted, wasKey bool, err error) {
+	if s.isClosed() {
+		return false, false, ErrClosed
+	}
+	if s.pool == nil {
+		return false, false, errors.New("storage: delete handle: no database")
+	}
+	ctx, cancel := s.callContext(ctx)
+	defer cancel()
+	var h string
+	err = s.pool.QueryRow(ctx, "DELETE FROM "+Table+" WHERE owner = $1 AND handle = $2 AND (e = 0 OR e > $3) RETURNING k",
+		owner, handle, s.cfg.Now().Unix()).Scan(&h)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("storage: delete handle: %w", err)
+	}
+	s.mu.Lock()
+	s.invalidateLocked(h)
+	s.mu.Unlock()
+	s.stats.deletes.Add(1)
+	return true, h == hashKey(key), nil
 }
 
 // DeleteOwner deletes every key bound to owner, on this instance at once and on every other

@@ -114,21 +114,25 @@ func (t *pgTier) sweep(ctx context.Context, now time.Time) error {
 	return t.pool.SendBatch(ctx, b).Close()
 }
 
-// checkSchema makes sure the migrations' triggers are in place: without them postgres/v3 would
-// quietly create a bare table, and deleted sessions could come back and go unnoticed by other
-// instances.
+// checkSchema makes sure the migrations' table, triggers and columns are in place: without the
+// triggers deleted sessions could come back and go unnoticed by other instances; without the
+// columns every login would fail in Bind.
 func checkSchema(ctx context.Context, db *pgxpool.Pool) error {
-	var n int
-	err := db.QueryRow(ctx, `SELECT count(*) FROM pg_trigger
-		WHERE tgrelid = to_regclass($1)
-		AND tgname IN ('sessions_refuse_deleted', 'sessions_refuse_deleted_after',
+	var triggers, columns int
+	err := db.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM pg_trigger
+		  WHERE tgrelid = to_regclass($1)
+		    AND tgname IN ('sessions_refuse_deleted', 'sessions_refuse_deleted_after',
 			'sessions_tombstone', 'sessions_tombstone_all',
-			'sessions_notify', 'sessions_notify_truncate')`,
-		Table).Scan(&n)
+			'sessions_notify', 'sessions_notify_truncate')),
+		(SELECT count(*) FROM pg_attribute
+		  WHERE attrelid = to_regclass($1) AND NOT attisdropped
+		    AND attname IN ('owner', 'handle', 'info'))`,
+		Table).Scan(&triggers, &columns)
 	if err != nil {
 		return fmt.Errorf("storage: check schema: %w", err)
 	}
-	if n != 6 {
+	if triggers != 6 || columns != 3 {
 		return errors.New("storage: table " + Table + " is missing or not migrated: apply the migrations first (migrate up)")
 	}
 	return nil

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"sync"
@@ -306,7 +307,7 @@ func TestPostgresTwoStoresStayCoherent(t *testing.T) {
 	t.Run("delete owner", func(t *testing.T) {
 		for _, k := range []string{"o1", "o2"} {
 			mustSet(t, a, k, "v", time.Hour)
-			if err := a.Bind(context.Background(), k, "user-7"); err != nil {
+			if err := a.Bind(context.Background(), k, "user-7", nil); err != nil {
 				t.Fatal(err)
 			}
 			wantValue(t, mustGet(t, b, k), "v")
@@ -379,6 +380,112 @@ func TestPostgresMissingMigrationsIsAnError(t *testing.T) {
 	}
 	if err := pool.Ping(context.Background()); err != nil {
 		t.Fatalf("a failed New closed the caller's pool: %v", err)
+	}
+}
+
+func TestPostgresMissingColumnsIsAnError(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	pgtest.Exec(t, pool, "ALTER TABLE sessions DROP COLUMN handle")
+	if s, err := New(context.Background(), pool, DefaultConfig()); err == nil {
+		s.Close()
+		t.Fatal("New succeeded without the handle column")
+	}
+}
+
+// TestPostgresOwnedAndDeleteHandle lists the rows of one owner and deletes one by its handle,
+// with the statements each costs, and another instance hearing of it.
+func TestPostgresOwnedAndDeleteHandle(t *testing.T) {
+	t.Parallel()
+	pool, dbURL := pgtest.NewPool(t)
+	var st pgtest.Counter
+	noSweep := func(c *Config) { c.SweepInterval = time.Hour } // the expired row below stays
+	a := newPGStore(t, pgtest.PoolWithCounter(t, dbURL, &st), noSweep)
+	b := newPGStore(t, pool, noSweep)
+	ctx := context.Background()
+	for _, k := range []string{"o1", "o2", "o3", "x1"} {
+		mustSet(t, a, k, "v-"+k, time.Hour)
+		owner := "user-7"
+		if k == "x1" {
+			owner = "user-8"
+		}
+		if err := a.Bind(ctx, k, owner, []byte(`{"agent": "`+k+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustSet(t, a, "o1", "v-o1 again", time.Hour) // a refresh keeps the handle and the info
+	mustSet(t, a, "unbound", "v", time.Hour)
+	pgtest.Exec(t, pool, "INSERT INTO sessions (k, v, e, owner) VALUES ('expired', '\\x01', $1, 'user-7')",
+		time.Now().Add(-time.Minute).Unix())
+
+	mark := st.Mark()
+	got, err := a.Owned(ctx, "user-7", "o2")
+	if n, sqls := st.Since(mark); n != 1 {
+		t.Errorf("Owned sent %d statements, want 1: %q", n, sqls)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("Owned: got %d rows, want the 3 live ones of user-7", len(got))
+	}
+	handles := map[string]string{} // key -> handle
+	for _, r := range got {
+		var info struct{ Agent string }
+		if err := json.Unmarshal(r.Info, &info); err != nil {
+			t.Fatalf("info %q: %v", r.Info, err)
+		}
+		k := info.Agent
+		if want := "v-" + k; k != "o1" && string(r.Value) != want {
+			t.Errorf("value of %s: got %q, want %q", k, r.Value, want)
+		}
+		if r.Current != (k == "o2") {
+			t.Errorf("current of %s: got %v, want %v", k, r.Current, k == "o2")
+		}
+		if r.Handle == "" || r.Handle == k || r.Handle == hashKey(k) {
+			t.Errorf("handle of %s: got %q, want a random one", k, r.Handle)
+		}
+		handles[k] = r.Handle
+	}
+	if len(handles) != 3 || handles["o1"] == handles["o2"] || handles["o2"] == handles["o3"] || handles["o1"] == handles["o3"] {
+		t.Fatalf("got handles %v, want three distinct ones for o1, o2, o3", handles)
+	}
+
+	// Nobody else's, nor an unknown one, is deleted.
+	for _, c := range []struct{ owner, handle string }{
+		{"user-8", handles["o1"]}, {"user-7", "nope"}, {"user-7", ""},
+	} {
+		if deleted, _, err := a.DeleteHandle(ctx, c.owner, c.handle, "x1"); err != nil || deleted {
+			t.Errorf("DeleteHandle(%q, %q): got %v, %v; want nothing deleted", c.owner, c.handle, deleted, err)
+		}
+	}
+	var expiredHandle string
+	if err := pool.QueryRow(ctx, "SELECT handle FROM sessions WHERE k = 'expired'").Scan(&expiredHandle); err != nil {
+		t.Fatal(err)
+	}
+	if deleted, _, err := a.DeleteHandle(ctx, "user-7", expiredHandle, "o2"); err != nil || deleted {
+		t.Errorf("DeleteHandle of an expired row: got %v, %v; want nothing deleted", deleted, err)
+	}
+
+	wantValue(t, mustGet(t, b, "o1"), "v-o1 again") // in B's memory
+	mark = st.Mark()
+	deleted, wasKey, err := a.DeleteHandle(ctx, "user-7", handles["o1"], "o2")
+	if n, sqls := st.Since(mark); n != 1 {
+		t.Errorf("DeleteHandle sent %d statements, want 1: %q", n, sqls)
+	}
+	if err != nil || !deleted || wasKey {
+		t.Fatalf("DeleteHandle of o1 by o2: got %v, %v, %v; want deleted, not the caller's own", deleted, wasKey, err)
+	}
+	wantValue(t, mustGet(t, a, "o1"), "")
+	eventually(t, time.Second, "B drops o1", func() bool { return !inMemory(b, "o1") })
+	if err := b.Set("o1", []byte("late"), time.Hour); !errors.Is(err, ErrDeleted) {
+		t.Fatalf("late write after DeleteHandle: got %v, want ErrDeleted", err)
+	}
+	if deleted, wasKey, err := a.DeleteHandle(ctx, "user-7", handles["o2"], "o2"); err != nil || !deleted || !wasKey {
+		t.Fatalf("DeleteHandle of o2 by o2: got %v, %v, %v; want deleted, the caller's own", deleted, wasKey, err)
+	}
+	if got, err := a.Owned(ctx, "user-7", "o2"); err != nil || len(got) != 1 || got[0].Handle != handles["o3"] {
+		t.Fatalf("Owned after two deletes: got %+v, %v; want o3 alone", got, err)
 	}
 }
 

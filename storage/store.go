@@ -15,7 +15,8 @@
 // The files: config.go (Config), store.go (Store's life: New, Close), read.go (Get, GetDecoded),
 // write.go (Set, Delete, Reset), flight.go (per-key state and the fill rule), listener.go
 // (LISTEN, notifications, the lease), postgres.go (SQL of the tier), owner.go (Bind,
-// DeleteOwner), sweep.go, memory.go (the LRU over memory/v2), inmemory.go, stats.go.
+// DeleteOwner, and one owner's rows: Owned, DeleteHandle), sweep.go, memory.go (the LRU over
+// memory/v2), inmemory.go, stats.go.
 package storage
 
 import (
