@@ -151,7 +151,10 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("compose.yaml app sets %s, which .env.example does not list", name)
 		}
 	}
-	cfg, err := app.LoadConfig(func(name string) string { return srv.Environment[name] })
+	cfg, err := app.LoadConfig(func(name string) (string, bool) {
+		v, ok := srv.Environment[name]
+		return v, ok
+	})
 	if err != nil {
 		t.Fatalf("compose.yaml app environment: %v", err)
 	}

@@ -21,7 +21,7 @@ func BenchmarkMe(b *testing.B) {
 	db, _ := pgtest.NewPool(b)
 	cfg := DefaultConfig()
 	cfg.TouchInterval = 24 * time.Hour / 100
-	if _, err := createUser(context.Background(), db, "ada@example.com", "the password"); err != nil {
+	if _, err := createUser(context.Background(), db, "ada@example.com", "the long password", 15); err != nil {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -54,8 +54,8 @@ func BenchmarkMe(b *testing.B) {
 		handler fasthttp.RequestHandler
 		sid     string
 	}{
-		{"Tiered", newServer(cfg, db, tiered, ids, Hooks{Now: time.Now}, log).Handler(), ""},
-		{"InMemory", newServer(cfg, db, inMemory, ids, Hooks{Now: time.Now, InMemoryStore: true}, log).Handler(), ""},
+		{"Tiered", newServer(cfg, db, tiered, ids, nil, Hooks{Now: time.Now}, log).Handler(), ""},
+		{"InMemory", newServer(cfg, db, inMemory, ids, nil, Hooks{Now: time.Now, InMemoryStore: true}, log).Handler(), ""},
 		{"Bare", bare.Handler(), "none"},
 	} {
 		if bb.sid == "" {
@@ -85,7 +85,7 @@ func benchLogin(b *testing.B, handler fasthttp.RequestHandler) string {
 	login.Request.Header.SetMethod("POST")
 	login.Request.SetRequestURI("/login")
 	login.Request.Header.SetContentType("application/json")
-	login.Request.SetBodyString(`{"email":"ada@example.com","password":"the password"}`)
+	login.Request.SetBodyString(`{"email":"ada@example.com","password":"the long password"}`)
 	handler(&login)
 	if login.Response.StatusCode() != 200 {
 		b.Fatalf("login: %d %s", login.Response.StatusCode(), login.Response.Body())
@@ -96,4 +96,42 @@ func benchLogin(b *testing.B, handler fasthttp.RequestHandler) string {
 		b.Fatal("login set no cookie")
 	}
 	return string(cookie.Value())
+}
+
+// BenchmarkSessionList measures GET /sessions, guard included, through Fiber's handler without
+// the network: one query for the user's 5 sessions, each decoded, sorted and written as JSON.
+func BenchmarkSessionList(b *testing.B) {
+	db, _ := pgtest.NewPool(b)
+	cfg := DefaultConfig()
+	cfg.TouchInterval = 24 * time.Hour / 100
+	if _, err := createUser(context.Background(), db, "ada@example.com", "the long password", 15); err != nil {
+		b.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ids, err := loadSessionIDs(context.Background(), db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, err := storage.New(context.Background(), db, cfg.storeConfig(time.Now))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	handler := newServer(cfg, db, store, ids, nil, Hooks{Now: time.Now}, log).Handler()
+	var sid string
+	for range 5 {
+		sid = benchLogin(b, handler)
+	}
+	var ctx fasthttp.RequestCtx
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		ctx.Request.SetRequestURI("/sessions")
+		ctx.Request.Header.SetCookie(cookieName(cfg.CookieSecure), sid)
+		handler(&ctx)
+		if ctx.Response.StatusCode() != 200 {
+			b.Fatalf("GET /sessions: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+	}
 }

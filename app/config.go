@@ -3,6 +3,8 @@ package app
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -37,6 +39,22 @@ type Config struct {
 	CacheCapacity int           // SESSION_CACHE_CAPACITY: sessions kept in memory; 0 = none
 	CacheMaxAge   time.Duration // SESSION_CACHE_MAX_AGE: longest a session stays in memory without a read from Postgres
 	SweepInterval time.Duration // SESSION_SWEEP_INTERVAL: how often expired sessions are deleted
+
+	LogLevel          slog.Level // LOG_LEVEL: debug, info, warn or error
+	LogFormat         string     // LOG_FORMAT: text or json; "" = text when standard error is a terminal, else json
+	MetricsAddr       string     // METRICS_ADDR: address of the Prometheus /metrics listener; set empty to turn it off
+	PasswordMinLength int        // PASSWORD_MIN_LENGTH: fewest characters a new password may have
+
+	HashSlots       int           // LOGIN_HASH_SLOTS: password checks that may run at once
+	HashWait        time.Duration // LOGIN_HASH_WAIT: longest a login waits for a hashing slot before 503
+	AccountFailures int           // LOGIN_ACCOUNT_FAILURES: failed logins per account before it is throttled
+	AddressFailures int           // LOGIN_ADDRESS_FAILURES: failed logins per client address before it is throttled
+	FailureWindow   time.Duration // LOGIN_FAILURE_WINDOW: a count is forgotten this long after its latest failure
+	Lockout         time.Duration // LOGIN_LOCKOUT: first throttle once a count reaches its limit; doubles per further failure
+	LockoutMax      time.Duration // LOGIN_LOCKOUT_MAX: longest throttle
+
+	TrustedProxies string // TRUSTED_PROXIES: comma-separated peers (IPs, CIDRs) whose ProxyHeader gives the client address
+	ProxyHeader    string // PROXY_HEADER: header a trusted proxy puts the client address in
 }
 
 // DefaultConfig returns the configuration used for every variable left unset. TouchInterval is
@@ -57,6 +75,19 @@ func DefaultConfig() Config {
 		CacheCapacity:   storage.DefaultCapacity,
 		CacheMaxAge:     st.MaxAge,
 		SweepInterval:   st.SweepInterval,
+		LogLevel:        slog.LevelInfo,
+		MetricsAddr:     "127.0.0.1:9091",
+
+		PasswordMinLength: 15, // NIST SP 800-63B-4 for a password used alone
+
+		HashSlots:       2,
+		HashWait:        500 * time.Millisecond,
+		AccountFailures: 5,
+		AddressFailures: 30,
+		FailureWindow:   15 * time.Minute,
+		Lockout:         time.Minute,
+		LockoutMax:      15 * time.Minute,
+		ProxyHeader:     "X-Real-IP",
 	}
 }
 
@@ -67,27 +98,44 @@ func defaultTouchInterval(idle time.Duration) time.Duration {
 	return min(max(idle/100, time.Minute), idle/2)
 }
 
-// LoadConfig reads the configuration through getenv, where an empty value means unset. It
+// LoadConfig reads the configuration through lookupEnv (os.LookupEnv's shape), where an empty
+// value means unset except for METRICS_ADDR. It
 // reports every bad variable, by name, in one single-line error.
-func LoadConfig(getenv func(string) string) (Config, error) {
+func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	cfg := DefaultConfig()
-	p := envParser{getenv: getenv}
-	p.string("DATABASE_URL", &cfg.DatabaseURL)
-	p.string("LISTEN_DATABASE_URL", &cfg.ListenDatabaseURL)
-	p.bool("MIGRATE_ON_START", &cfg.MigrateOnStart)
-	p.duration("DB_CONNECT_TIMEOUT", &cfg.ConnectTimeout)
-	p.duration("DB_QUERY_TIMEOUT", &cfg.QueryTimeout)
-	p.string("HOST", &cfg.Host)
-	p.int("PORT", &cfg.Port)
-	p.duration("SHUTDOWN_TIMEOUT", &cfg.ShutdownTimeout)
-	p.int("BODY_LIMIT", &cfg.BodyLimit)
-	p.bool("COOKIE_SECURE", &cfg.CookieSecure)
-	p.duration("SESSION_IDLE_TIMEOUT", &cfg.IdleTimeout)
-	p.duration("SESSION_MAX_LIFETIME", &cfg.MaxLifetime)
-	p.duration("SESSION_TOUCH_INTERVAL", &cfg.TouchInterval)
-	p.int("SESSION_CACHE_CAPACITY", &cfg.CacheCapacity)
-	p.duration("SESSION_CACHE_MAX_AGE", &cfg.CacheMaxAge)
-	p.duration("SESSION_SWEEP_INTERVAL", &cfg.SweepInterval)
+	p := envParser{lookup: lookupEnv}
+	parseVar(&p, "DATABASE_URL", parseString, &cfg.DatabaseURL)
+	parseVar(&p, "LISTEN_DATABASE_URL", parseString, &cfg.ListenDatabaseURL)
+	parseVar(&p, "MIGRATE_ON_START", parseBool, &cfg.MigrateOnStart)
+	parseVar(&p, "DB_CONNECT_TIMEOUT", parseDuration, &cfg.ConnectTimeout)
+	parseVar(&p, "DB_QUERY_TIMEOUT", parseDuration, &cfg.QueryTimeout)
+	parseVar(&p, "HOST", parseString, &cfg.Host)
+	parseVar(&p, "PORT", parseInt, &cfg.Port)
+	parseVar(&p, "SHUTDOWN_TIMEOUT", parseDuration, &cfg.ShutdownTimeout)
+	parseVar(&p, "BODY_LIMIT", parseInt, &cfg.BodyLimit)
+	parseVar(&p, "COOKIE_SECURE", parseBool, &cfg.CookieSecure)
+	parseVar(&p, "SESSION_IDLE_TIMEOUT", parseDuration, &cfg.IdleTimeout)
+	parseVar(&p, "SESSION_MAX_LIFETIME", parseDuration, &cfg.MaxLifetime)
+	parseVar(&p, "SESSION_TOUCH_INTERVAL", parseDuration, &cfg.TouchInterval)
+	parseVar(&p, "SESSION_CACHE_CAPACITY", parseInt, &cfg.CacheCapacity)
+	parseVar(&p, "SESSION_CACHE_MAX_AGE", parseDuration, &cfg.CacheMaxAge)
+	parseVar(&p, "SESSION_SWEEP_INTERVAL", parseDuration, &cfg.SweepInterval)
+	parseVar(&p, "LOG_LEVEL", parseLevel, &cfg.LogLevel)
+	parseVar(&p, "LOG_FORMAT", parseLogFormat, &cfg.LogFormat)
+	// Unlike the others, METRICS_ADDR set to "" means something: no metrics listener.
+	if v, set := lookupEnv("METRICS_ADDR"); set {
+		cfg.MetricsAddr = v
+	}
+	parseVar(&p, "PASSWORD_MIN_LENGTH", parseInt, &cfg.PasswordMinLength)
+	parseVar(&p, "LOGIN_HASH_SLOTS", parseInt, &cfg.HashSlots)
+	parseVar(&p, "LOGIN_HASH_WAIT", parseDuration, &cfg.HashWait)
+	parseVar(&p, "LOGIN_ACCOUNT_FAILURES", parseInt, &cfg.AccountFailures)
+	parseVar(&p, "LOGIN_ADDRESS_FAILURES", parseInt, &cfg.AddressFailures)
+	parseVar(&p, "LOGIN_FAILURE_WINDOW", parseDuration, &cfg.FailureWindow)
+	parseVar(&p, "LOGIN_LOCKOUT", parseDuration, &cfg.Lockout)
+	parseVar(&p, "LOGIN_LOCKOUT_MAX", parseDuration, &cfg.LockoutMax)
+	parseVar(&p, "TRUSTED_PROXIES", parseString, &cfg.TrustedProxies)
+	parseVar(&p, "PROXY_HEADER", parseString, &cfg.ProxyHeader)
 	if cfg.TouchInterval == 0 {
 		cfg.TouchInterval = defaultTouchInterval(cfg.IdleTimeout)
 	}
@@ -130,6 +178,34 @@ func (c Config) validate() []string {
 	if c.TouchInterval < time.Second || c.TouchInterval >= c.IdleTimeout {
 		bad("SESSION_TOUCH_INTERVAL=%v must be at least 1s and less than SESSION_IDLE_TIMEOUT (%v)", c.TouchInterval, c.IdleTimeout)
 	}
+	if c.PasswordMinLength < 8 || c.PasswordMinLength > maxPasswordMinLength {
+		bad("PASSWORD_MIN_LENGTH=%d is out of range 8-%d", c.PasswordMinLength, maxPasswordMinLength)
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{
+		{"LOGIN_HASH_SLOTS", c.HashSlots},
+		{"LOGIN_ACCOUNT_FAILURES", c.AccountFailures},
+		{"LOGIN_ADDRESS_FAILURES", c.AddressFailures},
+	} {
+		if n.v < 1 {
+			bad("%s=%d must be at least 1", n.name, n.v)
+		}
+	}
+	if c.LockoutMax < c.Lockout || c.LockoutMax > c.FailureWindow {
+		bad("LOGIN_LOCKOUT_MAX=%v must be at least LOGIN_LOCKOUT (%v) and at most LOGIN_FAILURE_WINDOW (%v)", c.LockoutMax, c.Lockout, c.FailureWindow)
+	}
+	for _, p := range c.trustedProxies() {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				bad("TRUSTED_PROXIES: %q is neither an IP address nor a CIDR range such as 10.0.0.0/8", p)
+			}
+		}
+	}
+	if len(c.trustedProxies()) > 0 && strings.TrimSpace(c.ProxyHeader) == "" {
+		bad("PROXY_HEADER is empty but TRUSTED_PROXIES is set")
+	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -139,12 +215,26 @@ func (c Config) validate() []string {
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
 		{"SESSION_CACHE_MAX_AGE", c.CacheMaxAge},
 		{"SESSION_SWEEP_INTERVAL", c.SweepInterval},
+		{"LOGIN_HASH_WAIT", c.HashWait},
+		{"LOGIN_FAILURE_WINDOW", c.FailureWindow},
+		{"LOGIN_LOCKOUT", c.Lockout},
 	} {
 		if d.v <= 0 {
 			bad("%s=%v must be positive", d.name, d.v)
 		}
 	}
 	return errs
+}
+
+// trustedProxies is TrustedProxies as a list, blanks dropped.
+func (c Config) trustedProxies() []string {
+	var list []string
+	for _, p := range strings.Split(c.TrustedProxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			list = append(list, p)
+		}
+	}
+	return list
 }
 
 // storeConfig is the session store's configuration for this Config and clock.
@@ -162,70 +252,84 @@ func (c Config) storeConfig(now func() time.Time) storage.Config {
 
 // envParser reads typed variables, collecting a message for each one that does not parse.
 type envParser struct {
-	getenv func(string) string
+	lookup func(string) (string, bool)
 	errs   []string
 }
 
-func (p *envParser) string(name string, dst *string) {
-	if v := p.getenv(name); v != "" {
-		*dst = v
-	}
-}
-
-func (p *envParser) int(name string, dst *int) {
-	v := p.getenv(name)
+// parseVar sets *dst to the variable's value as parse reads it, and leaves *dst alone when the
+// variable is unset or empty. A value parse refuses adds a message naming the variable.
+func parseVar[T any](p *envParser, name string, parse func(string) (T, error), dst *T) {
+	v, _ := p.lookup(name)
 	if v == "" {
 		return
 	}
+	x, err := parse(v)
+	if err != nil {
+		p.errs = append(p.errs, fmt.Sprintf("%s=%q %v", name, v, err))
+		return
+	}
+	*dst = x
+}
+
+// The parsers of parseVar. Their errors complete the sentence `NAME="value" ...`.
+
+func parseString(v string) (string, error) { return v, nil }
+
+func parseInt(v string) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err != nil {
-		p.errs = append(p.errs, fmt.Sprintf("%s=%q is not a whole number", name, v))
-		return
+		return 0, errors.New("is not a whole number")
 	}
-	*dst = n
+	return n, nil
 }
 
-func (p *envParser) bool(name string, dst *bool) {
-	v := p.getenv(name)
-	if v == "" {
-		return
-	}
+func parseBool(v string) (bool, error) {
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		p.errs = append(p.errs, fmt.Sprintf("%s=%q is not true or false", name, v))
-		return
+		return false, errors.New("is not true or false")
 	}
-	*dst = b
+	return b, nil
 }
 
-func (p *envParser) duration(name string, dst *time.Duration) {
-	v := p.getenv(name)
-	if v == "" {
-		return
-	}
+func parseDuration(v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		p.errs = append(p.errs, fmt.Sprintf("%s=%q is not a duration such as 90s, 15m or 168h", name, v))
-		return
+		return 0, errors.New("is not a duration such as 90s, 15m or 168h")
 	}
-	*dst = d
+	return d, nil
 }
 
-// withDotEnv returns a getenv that falls back to the .env file at path for variables getenv
-// leaves empty. A missing file is not an error; a malformed one is.
-func withDotEnv(getenv func(string) string, path string) (func(string) string, error) {
+func parseLevel(v string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		return 0, errors.New("is not debug, info, warn or error")
+	}
+	return l, nil
+}
+
+func parseLogFormat(v string) (string, error) {
+	if v != "text" && v != "json" {
+		return "", errors.New("is not text or json")
+	}
+	return v, nil
+}
+
+// withDotEnv returns a lookupEnv that falls back to the .env file at path for variables
+// lookupEnv does not set. A missing file is not an error; a malformed one is.
+func withDotEnv(lookupEnv func(string) (string, bool), path string) (func(string) (string, bool), error) {
 	file, err := godotenv.Read(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return getenv, nil
+		return lookupEnv, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", path, oneLine(err))
 	}
-	return func(name string) string {
-		if v := getenv(name); v != "" {
-			return v
+	return func(name string) (string, bool) {
+		if v, ok := lookupEnv(name); ok {
+			return v, true
 		}
-		return file[name]
+		v, ok := file[name]
+		return v, ok
 	}, nil
 }
 

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,8 +9,11 @@ import (
 	"time"
 )
 
-func env(vars map[string]string) func(string) string {
-	return func(name string) string { return vars[name] }
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := vars[name]
+		return v, ok
+	}
 }
 
 func TestLoadConfigDefaults(t *testing.T) {
@@ -23,7 +27,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if cfg != want {
 		t.Errorf("got %+v, want %+v", cfg, want)
 	}
-	if cfg.DatabaseURL != "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable" || cfg.Port != 3000 ||
+	if cfg.DatabaseURL != "postgres://postgres@127.0.0.1:5432/sessions?sslmode=disable" || cfg.Port != 3000 ||
 		cfg.CacheCapacity != 2000 || cfg.IdleTimeout != 168*time.Hour || !cfg.CookieSecure || !cfg.MigrateOnStart ||
 		cfg.MaxLifetime != 720*time.Hour || cfg.BodyLimit != 16384 {
 		t.Errorf("defaults: got %+v, want the documented ones", cfg)
@@ -49,6 +53,19 @@ func TestLoadConfigValues(t *testing.T) {
 		"SESSION_CACHE_CAPACITY": "0",
 		"SESSION_CACHE_MAX_AGE":  "1m",
 		"SESSION_SWEEP_INTERVAL": "1h",
+		"LOG_LEVEL":              "debug",
+		"LOG_FORMAT":             "json",
+		"METRICS_ADDR":           "0.0.0.0:9100",
+		"PASSWORD_MIN_LENGTH":    "20",
+		"LOGIN_HASH_SLOTS":       "3",
+		"LOGIN_HASH_WAIT":        "2s",
+		"LOGIN_ACCOUNT_FAILURES": "7",
+		"LOGIN_ADDRESS_FAILURES": "70",
+		"LOGIN_FAILURE_WINDOW":   "1h",
+		"LOGIN_LOCKOUT":          "30s",
+		"LOGIN_LOCKOUT_MAX":      "20m",
+		"TRUSTED_PROXIES":        "10.0.0.1, 192.168.0.0/16",
+		"PROXY_HEADER":           "X-Forwarded-For",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -59,9 +76,16 @@ func TestLoadConfigValues(t *testing.T) {
 		Host: "127.0.0.1", Port: 8080, ShutdownTimeout: 3 * time.Second, BodyLimit: 65536, CookieSecure: false,
 		IdleTimeout: 30 * time.Minute, MaxLifetime: 12 * time.Hour, TouchInterval: 10 * time.Second, CacheCapacity: 0,
 		CacheMaxAge: time.Minute, SweepInterval: time.Hour,
+		LogLevel: slog.LevelDebug, LogFormat: "json", MetricsAddr: "0.0.0.0:9100",
+		PasswordMinLength: 20, HashSlots: 3, HashWait: 2 * time.Second, AccountFailures: 7, AddressFailures: 70,
+		FailureWindow: time.Hour, Lockout: 30 * time.Second, LockoutMax: 20 * time.Minute,
+		TrustedProxies: "10.0.0.1, 192.168.0.0/16", ProxyHeader: "X-Forwarded-For",
 	}
 	if cfg != want {
 		t.Errorf("got %+v, want %+v", cfg, want)
+	}
+	if got := cfg.trustedProxies(); len(got) != 2 || got[0] != "10.0.0.1" || got[1] != "192.168.0.0/16" {
+		t.Errorf("trusted proxies: got %q, want [10.0.0.1 192.168.0.0/16]", got)
 	}
 }
 
@@ -114,6 +138,20 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"zero shutdown timeout", map[string]string{"SHUTDOWN_TIMEOUT": "0s"}, []string{"SHUTDOWN_TIMEOUT"}},
 		{"zero max age", map[string]string{"SESSION_CACHE_MAX_AGE": "0s"}, []string{"SESSION_CACHE_MAX_AGE"}},
 		{"zero sweep", map[string]string{"SESSION_SWEEP_INTERVAL": "0s"}, []string{"SESSION_SWEEP_INTERVAL"}},
+		{"log level", map[string]string{"LOG_LEVEL": "loud"}, []string{`LOG_LEVEL="loud"`}},
+		{"log format", map[string]string{"LOG_FORMAT": "xml"}, []string{`LOG_FORMAT="xml"`}},
+		{"password minimum under 8", map[string]string{"PASSWORD_MIN_LENGTH": "7"}, []string{"PASSWORD_MIN_LENGTH=7"}},
+		{"password minimum over 64", map[string]string{"PASSWORD_MIN_LENGTH": "65"}, []string{"PASSWORD_MIN_LENGTH=65"}},
+		{"no hash slots", map[string]string{"LOGIN_HASH_SLOTS": "0"}, []string{"LOGIN_HASH_SLOTS=0"}},
+		{"zero hash wait", map[string]string{"LOGIN_HASH_WAIT": "0s"}, []string{"LOGIN_HASH_WAIT=0s"}},
+		{"zero account failures", map[string]string{"LOGIN_ACCOUNT_FAILURES": "0"}, []string{"LOGIN_ACCOUNT_FAILURES=0"}},
+		{"negative address failures", map[string]string{"LOGIN_ADDRESS_FAILURES": "-1"}, []string{"LOGIN_ADDRESS_FAILURES=-1"}},
+		{"zero window", map[string]string{"LOGIN_FAILURE_WINDOW": "0s"}, []string{"LOGIN_FAILURE_WINDOW=0s"}},
+		{"zero lockout", map[string]string{"LOGIN_LOCKOUT": "0s"}, []string{"LOGIN_LOCKOUT=0s"}},
+		{"lockout max over the window", map[string]string{"LOGIN_LOCKOUT_MAX": "1h"}, []string{"LOGIN_LOCKOUT_MAX=1h0m0s"}},
+		{"lockout max under the lockout", map[string]string{"LOGIN_LOCKOUT": "5m", "LOGIN_LOCKOUT_MAX": "1m"}, []string{"LOGIN_LOCKOUT_MAX=1m0s"}},
+		{"trusted proxy not an address", map[string]string{"TRUSTED_PROXIES": "10.0.0.1,proxy.local"}, []string{"TRUSTED_PROXIES", "proxy.local"}},
+		{"trusted proxies without a header", map[string]string{"TRUSTED_PROXIES": "10.0.0.1", "PROXY_HEADER": " "}, []string{"PROXY_HEADER"}},
 		{"several at once", map[string]string{"PORT": "x", "COOKIE_SECURE": "y", "SESSION_IDLE_TIMEOUT": "z"},
 			[]string{"PORT", "COOKIE_SECURE", "SESSION_IDLE_TIMEOUT"}},
 	}
@@ -130,18 +168,29 @@ func TestWithDotEnv(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, ".env")
-	if err := os.WriteFile(path, []byte("PORT=4000\nHOST=10.0.0.1\n# comment\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("PORT=4000\nHOST=10.0.0.1\nMETRICS_ADDR=\n# comment\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	getenv, err := withDotEnv(env(map[string]string{"PORT": "5000"}), path)
+	lookup, err := withDotEnv(env(map[string]string{"PORT": "5000"}), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := getenv("PORT"); got != "5000" {
-		t.Errorf("PORT set in both: got %q, want the environment's 5000", got)
+	for _, tt := range []struct {
+		name, want string
+		wantSet    bool
+	}{
+		{"PORT", "5000", true},     // set in both: the environment wins
+		{"HOST", "10.0.0.1", true}, // in .env only
+		{"METRICS_ADDR", "", true}, // set empty in .env
+		{"LOG_LEVEL", "", false},   // set nowhere
+	} {
+		if got, set := lookup(tt.name); got != tt.want || set != tt.wantSet {
+			t.Errorf("%s: got %q, set %v; want %q, set %v", tt.name, got, set, tt.want, tt.wantSet)
+		}
 	}
-	if got := getenv("HOST"); got != "10.0.0.1" {
-		t.Errorf("HOST set in .env only: got %q, want 10.0.0.1", got)
+	cfg, err := LoadConfig(lookup)
+	if err != nil || cfg.MetricsAddr != "" || cfg.Port != 5000 {
+		t.Errorf("LoadConfig: got METRICS_ADDR %q, PORT %d, %v; want metrics off, 5000", cfg.MetricsAddr, cfg.Port, err)
 	}
 
 	if _, err := withDotEnv(env(nil), filepath.Join(dir, "missing")); err != nil {

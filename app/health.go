@@ -11,6 +11,10 @@ import (
 	"time"
 )
 
+func runHealth(ctx context.Context, e *cmdEnv, _ []string) error {
+	return health(ctx, e.cfg, e.stdout)
+}
+
 // healthTimeout bounds the whole check; /readyz itself answers within its 2 s database check.
 const healthTimeout = 5 * time.Second
 

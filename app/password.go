@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
+	zxcvbn "github.com/ccojocar/zxcvbn-go"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -34,10 +36,23 @@ const (
 	maxArgonKeyLen  = 128
 )
 
-// Password lengths accepted when one is set. The upper bound keeps hashing time flat.
+// Password lengths. The minimum is a setting (PASSWORD_MIN_LENGTH); these bound it and the
+// longest password accepted. NIST SP 800-63B-4 asks that at least 64 characters be allowed: the
+// setting may not go above that, and maxPasswordLen (bytes, to keep hashing time flat) is 64
+// characters of the widest UTF-8 and more.
 const (
-	minPasswordLen = 8
-	maxPasswordLen = 1024
+	maxPasswordMinLength = 64
+	maxPasswordLen       = 1024
+)
+
+// Guessability check of new passwords (zxcvbn). A password is refused when zxcvbn estimates
+// fewer than 10^8 guesses for it (its score 3, "safely unguessable"): that catches the common
+// passwords of its lists and the patterns built from them (repeats, sequences, keyboard walks,
+// l33t), yet passes a phrase of a few unrelated words. Only the first zxcvbnMaxRunes go to
+// zxcvbn, whose cost grows fast with length; more characters can only make a password stronger.
+const (
+	minPasswordScore = 3
+	zxcvbnMaxRunes   = 100
 )
 
 var errMalformedHash = errors.New("malformed password hash")
@@ -100,13 +115,32 @@ func parseHash(encoded string) (argonHash, error) {
 	return argonHash{memory: uint32(memory), time: uint32(time), threads: uint8(threads), salt: salt, key: key}, nil
 }
 
-// checkNewPassword says what is wrong with password as a new password, or returns nil.
-func checkNewPassword(password string) error {
-	switch n := len([]rune(password)); {
-	case n < minPasswordLen:
-		return fmt.Errorf("password too short: want at least %d characters, got %d", minPasswordLen, n)
+// checkNewPassword is the one password policy, applied wherever a password is set (the user
+// commands of the CLI today, any sign-up or change form tomorrow). It returns nil or an error
+// that says what is wrong, for the person choosing the password. The policy is NIST SP
+// 800-63B-4's: at least minLen characters (Unicode code points), at most maxPasswordLen bytes,
+// no composition rules, and nothing common or easy to guess, the user's own email included.
+func checkNewPassword(password, email string, minLen int) error {
+	if !utf8.ValidString(password) {
+		return errors.New("password is not valid UTF-8 text")
+	}
+	switch n := utf8.RuneCountInString(password); {
+	case n < minLen:
+		return fmt.Errorf("password too short: want at least %d characters, got %d", minLen, n)
 	case len(password) > maxPasswordLen:
 		return fmt.Errorf("password too long: want at most %d bytes, got %d", maxPasswordLen, len(password))
+	}
+	head := password
+	if r := []rune(password); len(r) > zxcvbnMaxRunes {
+		head = string(r[:zxcvbnMaxRunes])
+	}
+	inputs := []string{email}
+	if local, _, ok := strings.Cut(email, "@"); ok {
+		inputs = append(inputs, local)
+	}
+	if zxcvbn.PasswordStrength(head, inputs).Score < minPasswordScore {
+		return errors.New("password too easy to guess: it is, or is built from, a common password, word, name, " +
+			"repeat or sequence, or your email; a few unrelated words make a good one")
 	}
 	return nil
 }

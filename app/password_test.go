@@ -76,21 +76,43 @@ func TestCheckPasswordRejectsMalformedHashes(t *testing.T) {
 
 func TestCheckNewPassword(t *testing.T) {
 	t.Parallel()
+	const min = 15 // the default PASSWORD_MIN_LENGTH
+	// A strong phrase of n characters, to test lengths apart from guessability.
+	phrase := func(n int) string {
+		return strings.Repeat("quartz vivid ember lantern hollow ", 40)[:n]
+	}
 	tests := []struct {
-		password string
-		ok       bool
+		name, password string
+		ok             bool
 	}{
-		{"", false},
-		{"1234567", false},
-		{"12345678", true},
-		{"ééééééé", false}, // 7 characters, 14 bytes
-		{"éééééééé", true},
-		{strings.Repeat("x", maxPasswordLen), true},
-		{strings.Repeat("x", maxPasswordLen+1), false},
+		{"empty", "", false},
+		{"one under the minimum", phrase(min - 1), false},
+		{"the minimum", phrase(min), true},
+		{"64 characters, NIST's least maximum", phrase(64), true},
+		{"multi-byte counts characters, not bytes", "ébène quartz vivid", true},
+		{"15 bytes but 8 characters", "éééééééé", false},
+		{"longest", phrase(maxPasswordLen), true},
+		{"over the longest", phrase(maxPasswordLen + 1), false},
+		{"not UTF-8", "quartz vivid \xff ember lantern", false},
+		// Common and patterned passwords, whatever their length (the minimum is set low for
+		// these so that only guessability refuses them).
+		{"xkcd", "correct horse battery staple", true},
+		{"no composition rules: all lower case, no digit", "lantern hollow quartz", true},
 	}
 	for _, tt := range tests {
-		if err := checkNewPassword(tt.password); (err == nil) != tt.ok {
-			t.Errorf("checkNewPassword(%.20q): got %v, want ok=%v", tt.password, err, tt.ok)
+		t.Run(tt.name, func(t *testing.T) {
+			if err := checkNewPassword(tt.password, "ada@example.com", min); (err == nil) != tt.ok {
+				t.Errorf("checkNewPassword(%.30q): got %v, want ok=%v", tt.password, err, tt.ok)
+			}
+		})
+	}
+	for _, weak := range []string{
+		"password", "12345678", "passwordpassword", strings.Repeat(" ", 8), strings.Repeat(" ", 40),
+		"iloveyouiloveyou", "qwertyuiopasdfghjkl", "abcdefghijklmnopq", "1234567890123456",
+		"ada@example.com", "adaadaadaadaadaada",
+	} {
+		if err := checkNewPassword(weak, "ada@example.com", 8); err == nil || !strings.Contains(err.Error(), "easy to guess") {
+			t.Errorf("checkNewPassword(%q) with a minimum of 8: got %v, want too easy to guess", weak, err)
 		}
 	}
 }

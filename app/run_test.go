@@ -5,11 +5,18 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
+	"log/slog"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gofiber-template/sessions/internal/pgtest"
 )
@@ -25,33 +32,73 @@ func run(t *testing.T, vars map[string]string, stdin string, args ...string) (st
 func TestParseArgs(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		args    []string
-		want    command
-		wantErr bool
+		args     []string
+		want     string   // the command's words; "" for an error
+		wantArgs []string // its arguments
 	}{
-		{nil, command{name: "serve"}, false},
-		{[]string{"serve"}, command{name: "serve"}, false},
-		{[]string{"help"}, command{name: "help"}, false},
-		{[]string{"--help"}, command{name: "help"}, false},
-		{[]string{"migrate", "up"}, command{name: "migrate up"}, false},
-		{[]string{"migrate", "down"}, command{name: "migrate down"}, false},
-		{[]string{"migrate", "version"}, command{name: "migrate version"}, false},
-		{[]string{"user", "create", "a@b.c"}, command{name: "user create", email: "a@b.c"}, false},
-		{[]string{"user", "passwd", "a@b.c"}, command{name: "user passwd", email: "a@b.c"}, false},
-		{[]string{"health"}, command{name: "health"}, false},
-		{[]string{"health", "now"}, command{}, true},
-		{[]string{"serve", "now"}, command{}, true},
-		{[]string{"migrate"}, command{}, true},
-		{[]string{"migrate", "sideways"}, command{}, true},
-		{[]string{"user", "create"}, command{}, true},
-		{[]string{"user", "delete", "a@b.c"}, command{}, true},
-		{[]string{"user", "create", "a@b.c", "extra"}, command{}, true},
-		{[]string{"frobnicate"}, command{}, true},
+		{nil, "serve", nil},
+		{[]string{"serve"}, "serve", nil},
+		{[]string{"help"}, "help", nil},
+		{[]string{"--help"}, "help", nil},
+		{[]string{"-h"}, "help", nil},
+		{[]string{"migrate", "up"}, "migrate up", nil},
+		{[]string{"migrate", "down"}, "migrate down", nil},
+		{[]string{"migrate", "version"}, "migrate version", nil},
+		{[]string{"user", "create", "a@b.c"}, "user create", []string{"a@b.c"}},
+		{[]string{"user", "passwd", "a@b.c"}, "user passwd", []string{"a@b.c"}},
+		{[]string{"health"}, "health", nil},
+		{[]string{"health", "now"}, "", nil},
+		{[]string{"serve", "now"}, "", nil},
+		{[]string{"migrate"}, "", nil},
+		{[]string{"migrate", "sideways"}, "", nil},
+		{[]string{"user", "create"}, "", nil},
+		{[]string{"user", "delete", "a@b.c"}, "", nil},
+		{[]string{"user", "create", "a@b.c", "extra"}, "", nil},
+		{[]string{"frobnicate"}, "", nil},
 	}
 	for _, tt := range tests {
-		got, err := parseArgs(tt.args)
-		if (err != nil) != tt.wantErr || got != tt.want {
-			t.Errorf("parseArgs(%q): got %+v, %v; want %+v, error %v", tt.args, got, err, tt.want, tt.wantErr)
+		cmd, args, err := parseArgs(tt.args)
+		if tt.want == "" {
+			if err == nil || !strings.Contains(err.Error(), "sessions help") {
+				t.Errorf("parseArgs(%q): got %v, want an error pointing to sessions help", tt.args, err)
+			}
+			continue
+		}
+		if err != nil || cmd.words != tt.want || !slices.Equal(args, tt.wantArgs) {
+			t.Errorf("parseArgs(%q): got %v %q, %v; want %s %q", tt.args, cmd, args, err, tt.want, tt.wantArgs)
+		}
+	}
+}
+
+// TestCommandsTable checks every entry of the commands table: its usage line is in the help
+// text, parses back to it, and it is refused with an argument too many or too few.
+func TestCommandsTable(t *testing.T) {
+	t.Parallel()
+	help := usage()
+	seen := map[string]bool{}
+	for _, c := range commands {
+		if seen[c.words] {
+			t.Errorf("command %q is in the table twice", c.words)
+		}
+		seen[c.words] = true
+		if !strings.Contains(help, c.usageLine()+" ") || !strings.Contains(help, c.help) {
+			t.Errorf("help text lacks %q: %s", c.usageLine(), help)
+		}
+		args := strings.Fields(c.usageLine())
+		got, _, err := parseArgs(args)
+		if err != nil || got.words != c.words {
+			t.Errorf("parseArgs(%q): got %v, %v; want command %q", args, got, err, c.words)
+		}
+		if _, _, err := parseArgs(append(args, "extra")); err == nil {
+			t.Errorf("parseArgs(%q + extra): got no error", args)
+		}
+		if len(c.args) > 0 {
+			if _, _, err := parseArgs(args[:len(args)-1]); err == nil {
+				t.Errorf("parseArgs(%q without its last argument): got no error", args)
+			}
+		}
+		if (c.run == nil) != (c.words == "help") {
+			t.Errorf("command %q: only help may have no run", c.words)
 		}
 	}
 }
@@ -131,7 +178,7 @@ func TestUserCommands(t *testing.T) {
 	t.Parallel()
 	vars := map[string]string{"DATABASE_URL": pgtest.NewURL(t)}
 
-	out, err := run(t, vars, "first password\n", "user", "create", " Ada@Example.com ")
+	out, err := run(t, vars, "first long password\n", "user", "create", " Ada@Example.com ")
 	if err != nil || !strings.Contains(out, "created user 1 ada@example.com") {
 		t.Fatalf("user create: got %q, %v; want created user 1 ada@example.com", out, err)
 	}
@@ -146,11 +193,18 @@ func TestUserCommands(t *testing.T) {
 		{"display name", "another password\n", []string{"user", "create", "Ada <ada2@example.com>"}, "not an email address"},
 		{"short password", "short\n", []string{"user", "create", "bob@example.com"}, "password too short"},
 		{"no password", "", []string{"user", "create", "bob@example.com"}, "no password on standard input"},
-		{"unknown user", "a fine password\n", []string{"user", "passwd", "nobody@example.com"}, "no user with email nobody@example.com"},
+		{"unknown user", "a fine long password\n", []string{"user", "passwd", "nobody@example.com"}, "no user with email nobody@example.com"},
 		{"short new password", "short\n", []string{"user", "passwd", "ada@example.com"}, "password too short"},
+		{"common password", "passwordpassword\n", []string{"user", "create", "bob@example.com"}, "too easy to guess"},
+		{"common new password", "1234567890123456\n", []string{"user", "passwd", "ada@example.com"}, "too easy to guess"},
+		{"PASSWORD_MIN_LENGTH", "a fine long password\n", []string{"user", "create", "bob@example.com"}, "want at least 30 characters"},
 	}
 	for _, tt := range failures {
 		t.Run(tt.name, func(t *testing.T) {
+			vars := maps.Clone(vars)
+			if tt.name == "PASSWORD_MIN_LENGTH" {
+				vars["PASSWORD_MIN_LENGTH"] = "30"
+			}
 			_, err := run(t, vars, tt.stdin, tt.args...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want an error saying %q", err, tt.want)
@@ -158,13 +212,13 @@ func TestUserCommands(t *testing.T) {
 		})
 	}
 
-	out, err = run(t, vars, "second password\n", "user", "passwd", "ada@EXAMPLE.com")
+	out, err = run(t, vars, "second long password\n", "user", "passwd", "ada@EXAMPLE.com")
 	if err != nil || !strings.Contains(out, "ended 0 sessions") {
 		t.Fatalf("user passwd: got %q, %v", out, err)
 	}
-	a := newAccounts(pgtest.Pool(t, vars["DATABASE_URL"]), DefaultConfig().QueryTimeout)
-	for pw, want := range map[string]bool{"first password": false, "second password": true} {
-		u, ok, err := a.Authenticate(context.Background(), "ADA@example.com", pw)
+	a := testAccounts(pgtest.Pool(t, vars["DATABASE_URL"]), io.Discard)
+	for pw, want := range map[string]bool{"first long password": false, "second long password": true} {
+		u, ok, err := a.Authenticate(context.Background(), "ADA@example.com", pw, "192.0.2.1")
 		if err != nil || ok != want || (ok && u.Email != "ada@example.com") {
 			t.Errorf("Authenticate with %q after passwd: got %+v, %v, %v; want ok=%v", pw, u, ok, err, want)
 		}
@@ -191,16 +245,16 @@ func TestMigrateCommands(t *testing.T) {
 func TestAuthenticateUnknownAndWrongLookAlike(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewPool(t)
-	if _, err := createUser(context.Background(), db, "ada@example.com", "the password"); err != nil {
+	if _, err := createUser(context.Background(), db, "ada@example.com", "the long password", 15); err != nil {
 		t.Fatal(err)
 	}
-	a := newAccounts(db, DefaultConfig().QueryTimeout)
+	a := testAccounts(db, io.Discard)
 	for _, tt := range []struct{ email, password string }{
 		{"ada@example.com", "wrong password"},
 		{"nobody@example.com", "wrong password"},
 		{"", ""},
 	} {
-		u, ok, err := a.Authenticate(context.Background(), tt.email, tt.password)
+		u, ok, err := a.Authenticate(context.Background(), tt.email, tt.password, "192.0.2.1")
 		if ok || err != nil || u.ID != 0 {
 			t.Errorf("Authenticate(%q, %q): got %+v, %v, %v; want zero user, false, nil", tt.email, tt.password, u, ok, err)
 		}
@@ -210,29 +264,39 @@ func TestAuthenticateUnknownAndWrongLookAlike(t *testing.T) {
 func TestAuthenticateCancelled(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewPool(t)
-	a := newAccounts(db, DefaultConfig().QueryTimeout)
+	a := testAccounts(db, io.Discard)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, ok, err := a.Authenticate(ctx, "ada@example.com", "pw"); ok || !errors.Is(err, context.Canceled) {
+	if _, ok, err := a.Authenticate(ctx, "ada@example.com", "pw", "192.0.2.1"); ok || !errors.Is(err, context.Canceled) {
 		t.Errorf("Authenticate with a cancelled context: got %v, %v; want false, context.Canceled", ok, err)
 	}
+}
+
+// testAccounts returns the accounts of the server over db, logging to w, with throttling limits
+// too high to be reached and a wait for a hashing slot too long to run out on a loaded machine:
+// tests of those set their own.
+func testAccounts(db *pgxpool.Pool, w io.Writer) *accounts {
+	cfg := DefaultConfig()
+	cfg.AccountFailures, cfg.AddressFailures = 1<<30, 1<<30
+	cfg.HashWait = time.Minute
+	return newAccounts(db, cfg, time.Now, slog.New(slog.NewTextHandler(w, nil)), nil)
 }
 
 // BenchmarkAuthenticate compares the two failures a client must not tell apart. Their times
 // belong in notes, not in assertions.
 func BenchmarkAuthenticate(b *testing.B) {
 	db, _ := pgtest.NewPool(b)
-	if _, err := createUser(context.Background(), db, "ada@example.com", "the password"); err != nil {
+	if _, err := createUser(context.Background(), db, "ada@example.com", "the long password", 15); err != nil {
 		b.Fatal(err)
 	}
-	a := newAccounts(db, DefaultConfig().QueryTimeout)
+	a := testAccounts(db, io.Discard)
 	for _, bb := range []struct{ name, email string }{
 		{"WrongPassword", "ada@example.com"},
 		{"UnknownEmail", "nobody@example.com"},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			for b.Loop() {
-				if _, ok, err := a.Authenticate(context.Background(), bb.email, "wrong password"); ok || err != nil {
+				if _, ok, err := a.Authenticate(context.Background(), bb.email, "wrong password", "192.0.2.1"); ok || err != nil {
 					b.Fatal(ok, err)
 				}
 			}

@@ -19,13 +19,14 @@ import (
 )
 
 // serve runs the server until ctx is cancelled, then shuts down in order: stop accepting, let
-// requests in flight finish (up to ShutdownTimeout), close the store, close the pool.
+// requests in flight finish (up to ShutdownTimeout), close the store, close the pool (each close
+// bounded by closeTimeout, so a hung database cannot hold the process).
 func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 	db, err := connect(ctx, cfg, h, log)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer within(closeTimeout, db.Close)
 	if cfg.MigrateOnStart {
 		if err := migrations.Up(db); err != nil {
 			return fmt.Errorf("%w (set MIGRATE_ON_START=false to skip)", err)
@@ -40,10 +41,23 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("start session store: %v", oneLine(err))
 	}
-	defer store.Close() // deferred after db.Close, so it runs before it
+	defer within(closeTimeout, func() { _ = store.Close() }) // runs before db.Close
 	ids, err := loadSessionIDs(ctx, db)
 	if err != nil {
 		return fmt.Errorf("start sessions: %v", oneLine(err))
+	}
+
+	m := newMetrics(store, db)
+	if cfg.MetricsAddr != "" {
+		maddr, stopMetrics, err := serveMetrics(cfg.MetricsAddr, m, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+		log.Info("serving metrics", "addr", maddr, "path", "/metrics")
+		if h.MetricsReady != nil {
+			h.MetricsReady(maddr)
+		}
 	}
 
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
@@ -51,7 +65,14 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s (HOST, PORT): %w", addr, err)
 	}
-	srv := newServer(cfg, db, store, ids, h, log)
+	srv := newServer(cfg, db, store, ids, m, h, log)
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		newThrottle(db, cfg, h.Now).sweepEvery(sweepCtx, throttleSweepInterval, log)
+	}()
+	defer func() { stopSweep(); <-swept }() // deferred after the store's Close, so it runs before it
 	served := make(chan error, 1)
 	go func() { served <- srv.Listener(ln) }()
 	log.Info("listening", "addr", ln.Addr().String())
@@ -74,6 +95,21 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 		return fmt.Errorf("shutdown: requests still running after SHUTDOWN_TIMEOUT (%v): %w", cfg.ShutdownTimeout, shutErr)
 	}
 	return nil
+}
+
+// closeTimeout bounds the store's and the pool's Close at shutdown: a database that hangs must
+// not keep the process from exiting (pgx waits up to 15 s for each hung connection).
+const closeTimeout = 750 * time.Millisecond
+
+// within runs f and waits for it at most d; a close still running then is left to the
+// process's exit.
+func within(d time.Duration, f func()) {
+	done := make(chan struct{})
+	go func() { f(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
 }
 
 // Bounds of the retry while the database is unreachable at start-up.

@@ -5,6 +5,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -62,6 +63,7 @@ type sessions struct {
 	idle    int64 // IdleTimeout in seconds
 	maxLife int64 // MaxLifetime in seconds
 	bind    bool  // whether sessions are bound to their owner (false only for Hooks.InMemoryStore)
+	log     *slog.Logger
 }
 
 // sessionData is a session as the guard reads it. The store decodes each stored value once
@@ -93,7 +95,7 @@ var _ handlers.Sessions = (*sessions)(nil)
 // newSessions returns the sessions over store, whose Config.Decode must be decodeSession, with
 // ids minted and checked by ids. bind says whether to bind sessions to their user for logging
 // out everywhere (false only for Hooks.InMemoryStore, which cannot).
-func newSessions(store *storage.Store, ids sessionIDs, cfg Config, now func() time.Time, bind bool) *sessions {
+func newSessions(store *storage.Store, ids sessionIDs, cfg Config, now func() time.Time, bind bool, log *slog.Logger) *sessions {
 	name := cookieName(cfg.CookieSecure)
 	return &sessions{
 		fiber: session.New(session.Config{
@@ -114,6 +116,7 @@ func newSessions(store *storage.Store, ids sessionIDs, cfg Config, now func() ti
 		idle:    int64(cfg.IdleTimeout / time.Second),
 		maxLife: int64(cfg.MaxLifetime / time.Second),
 		bind:    bind,
+		log:     log,
 	}
 }
 
@@ -156,16 +159,26 @@ func (s *sessions) Start(c *fiber.Ctx, u handlers.User) error {
 	if !s.bind {
 		return nil
 	}
-	// Until bound, the session would survive "log out everywhere". Bind follows Save at once.
-	if err := s.store.Bind(c.UserContext(), id, owner(u.ID)); err != nil {
+	// Until bound, the session would survive "log out everywhere" and be missing from the
+	// user's list. Bind follows Save at once.
+	if err := s.store.Bind(c.UserContext(), id, owner(u.ID), loginInfo(c)); err != nil {
 		_ = s.store.Delete(id)
 		return fmt.Errorf("bind session: %w", err)
 	}
 	return nil
 }
 
-// End implements handlers.Sessions.
+// End implements handlers.Sessions. It logs the logout.
 func (s *sessions) End(c *fiber.Ctx) error {
+	if err := s.end(c); err != nil {
+		return err
+	}
+	s.logEvent(c, "logout")
+	return nil
+}
+
+// end ends the request's session and expires its cookie.
+func (s *sessions) end(c *fiber.Ctx) error {
 	sess, err := s.fiber.Get(c)
 	if err != nil {
 		return fmt.Errorf("load session: %w", err)
@@ -177,12 +190,23 @@ func (s *sessions) End(c *fiber.Ctx) error {
 	return nil
 }
 
-// EndAll implements handlers.Sessions.
+// EndAll implements handlers.Sessions. It logs the logout everywhere.
 func (s *sessions) EndAll(c *fiber.Ctx, u handlers.User) error {
 	if _, err := s.store.DeleteOwner(c.UserContext(), owner(u.ID)); err != nil {
 		return fmt.Errorf("delete sessions of user %d: %w", u.ID, err)
 	}
-	return s.End(c) // the row is gone already; this expires the cookie
+	if err := s.end(c); err != nil { // the row is gone already; this expires the cookie
+		return err
+	}
+	s.logEvent(c, "logout everywhere")
+	return nil
+}
+
+// logEvent writes the security log line of a session event: the user's id and the client
+// address. Never the session id or the cookie.
+func (s *sessions) logEvent(c *fiber.Ctx, event string) {
+	s.log.LogAttrs(c.UserContext(), slog.LevelInfo, event, slog.String("outcome", "success"),
+		slog.Int64("user", handlers.CurrentUser(c).ID), slog.String("client", c.IP()))
 }
 
 // Guard is the middleware in front of every protected route. It answers 401 unless the request

@@ -3,10 +3,12 @@ package handlers_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -21,7 +23,7 @@ type fakeAccounts struct {
 	calls int
 }
 
-func (f *fakeAccounts) Authenticate(_ context.Context, email, password string) (handlers.User, bool, error) {
+func (f *fakeAccounts) Authenticate(_ context.Context, email, password, _ string) (handlers.User, bool, error) {
 	f.calls++
 	if f.err != nil {
 		return handlers.User{}, false, f.err
@@ -35,6 +37,8 @@ func (f *fakeAccounts) Authenticate(_ context.Context, email, password string) (
 type fakeSessions struct {
 	started, ended []handlers.User
 	endedAll       []handlers.User
+	list           []handlers.Session // Ada's
+	endedOne       []string
 }
 
 func (f *fakeSessions) Start(_ *fiber.Ctx, u handlers.User) error {
@@ -52,6 +56,23 @@ func (f *fakeSessions) EndAll(_ *fiber.Ctx, u handlers.User) error {
 	return nil
 }
 
+func (f *fakeSessions) List(_ *fiber.Ctx, u handlers.User) ([]handlers.Session, error) {
+	if u.ID != 7 {
+		return nil, nil
+	}
+	return f.list, nil
+}
+
+func (f *fakeSessions) EndOne(_ *fiber.Ctx, u handlers.User, id string) (bool, error) {
+	for _, s := range f.list {
+		if u.ID == 7 && s.ID == id {
+			f.endedOne = append(f.endedOne, id)
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // fakeGuard lets every request in as Ada.
 func fakeGuard(c *fiber.Ctx) error {
 	handlers.SetUser(c, handlers.User{ID: 7, Email: "ada@example.com"})
@@ -64,6 +85,8 @@ func newApp(accounts handlers.Accounts, sessions handlers.Sessions) *fiber.App {
 	app.Get("/me", fakeGuard, handlers.Me)
 	app.Post("/logout", fakeGuard, handlers.Logout(sessions))
 	app.Post("/logout/all", fakeGuard, handlers.LogoutAll(sessions))
+	app.Get("/sessions", fakeGuard, handlers.ListSessions(sessions))
+	app.Delete("/sessions/:id", fakeGuard, handlers.EndSession(sessions))
 	return app
 }
 
@@ -135,6 +158,40 @@ func TestLoginAccountsFailure(t *testing.T) {
 		`{"email": "ada@example.com", "password": "right"}`)
 	if status != 500 {
 		t.Errorf("got %d, want 500", status)
+	}
+}
+
+func TestLoginTryLater(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		err        error
+		want       int
+		retryAfter string
+	}{
+		{"throttled", &handlers.TryLater{Throttled: true, After: 90*time.Second + time.Millisecond}, 429, "91"},
+		{"busy", &handlers.TryLater{After: time.Second}, 503, "1"},
+		{"under a second rounds up", &handlers.TryLater{Throttled: true, After: time.Millisecond}, 429, "1"},
+		{"wrapped", fmt.Errorf("accounts: %w", &handlers.TryLater{After: 2 * time.Second}), 503, "2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sessions := &fakeSessions{}
+			req := httptest.NewRequest("POST", "/login", strings.NewReader(`{"email": "ada@example.com", "password": "right"}`))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := newApp(&fakeAccounts{err: tt.err}, sessions).Test(req, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want || resp.Header.Get("Retry-After") != tt.retryAfter {
+				t.Errorf("got %d Retry-After %q, want %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"), tt.want, tt.retryAfter)
+			}
+			if len(sessions.started) != 0 {
+				t.Errorf("started sessions %v, want none", sessions.started)
+			}
+		})
 	}
 }
 

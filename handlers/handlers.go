@@ -8,6 +8,8 @@
 package handlers
 
 import (
+	"log/slog"
+
 	"github.com/gofiber/fiber/v2"
 )
 
@@ -33,4 +35,19 @@ func SetUser(c *fiber.Ctx, u User) {
 func CurrentUser(c *fiber.Ctx) User {
 	u, _ := c.Locals(userKey{}).(User)
 	return u
+}
+
+// loggerKey is the c.Locals key of the request's logger.
+type loggerKey struct{}
+
+// SetLogger records l as the logger of the request. Only app's request-log middleware calls it.
+func SetLogger(c *fiber.Ctx, l *slog.Logger) { c.Locals(loggerKey{}, l) }
+
+// Logger returns the request's logger, which adds the request's id to every line. Outside a
+// request that went through app's middleware it returns slog.Default().
+func Logger(c *fiber.Ctx) *slog.Logger {
+	if l, ok := c.Locals(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
 }

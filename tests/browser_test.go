@@ -43,7 +43,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("GET / Content-Security-Policy: got %q, want %q", got, web.ContentSecurityPolicy)
 	}
 
-	ctx := newBrowser(t)
+	ctx := newChromium(t)
 	// Script errors, uncaught exceptions and CSP violations, as the browser reports them. A 401
 	// from /me (source "network") is the page working, not a problem.
 	var (
@@ -176,9 +176,9 @@ func TestBrowser(t *testing.T) {
 	}
 }
 
-// newBrowser starts headless Chromium for the test and closes it when the test ends. It fails
+// newChromium starts headless Chromium for the test and closes it when the test ends. It fails
 // the test when no Chromium is installed.
-func newBrowser(t *testing.T) context.Context {
+func newChromium(t *testing.T) context.Context {
 	t.Helper()
 	var bin string
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {

@@ -23,6 +23,7 @@ import (
 type server struct {
 	URL   string         // http://127.0.0.1:port
 	Store *storage.Store // its session store, for its counters
+	Log   *syncBuffer    // what it logged
 	stop  func()
 }
 
@@ -30,19 +31,27 @@ type server struct {
 func (s *server) Stop() { s.stop() }
 
 // baseEnv is the environment of a test server on dbURL: a free port on the loopback interface,
-// cookies over plain HTTP.
+// cookies over plain HTTP, and a wait for a hashing slot long enough that a login never gets
+// 503 on a machine loaded by the other tests (the test of that wait sets its own).
 func baseEnv(dbURL string) map[string]string {
 	return map[string]string{
-		"DATABASE_URL":  dbURL,
-		"HOST":          "127.0.0.1",
-		"PORT":          "0",
-		"COOKIE_SECURE": "false",
+		"DATABASE_URL":    dbURL,
+		"HOST":            "127.0.0.1",
+		"PORT":            "0",
+		"COOKIE_SECURE":   "false",
+		"LOGIN_HASH_WAIT": "10s",
+		"METRICS_ADDR":    "",     // off; tests that scrape set 127.0.0.1:0
+		"LOG_FORMAT":      "text", // the tests that read logs parse key=value
 	}
 }
 
-// getenv looks variables up in env only, so the tests never depend on the machine's environment.
-func getenv(env map[string]string) func(string) string {
-	return func(name string) string { return env[name] }
+// lookupEnv looks variables up in env only, so the tests never depend on the machine's
+// environment.
+func lookupEnv(env map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	}
 }
 
 // startServer runs app.Run serve with env and hooks, waits until it listens, and stops it when
@@ -57,10 +66,10 @@ func startServer(t testing.TB, env map[string]string, hooks app.Hooks) *server {
 	hooks.Ready = func(addr string, store *storage.Store) { readyc <- ready{addr, store} }
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	stderr := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(ctx, []string{"serve"}, getenv(env), strings.NewReader(""), io.Discard, &stderr, hooks)
+		done <- app.Run(ctx, []string{"serve"}, lookupEnv(env), strings.NewReader(""), io.Discard, stderr, hooks)
 	}()
 
 	var r ready
@@ -84,7 +93,7 @@ func startServer(t testing.TB, env map[string]string, hooks app.Hooks) *server {
 		})
 	}
 	t.Cleanup(stop)
-	return &server{URL: "http://" + r.addr, Store: r.store, stop: stop}
+	return &server{URL: "http://" + r.addr, Store: r.store, Log: stderr, stop: stop}
 }
 
 // syncBuffer is a bytes.Buffer safe for the server's logger and the test to share.
@@ -109,7 +118,7 @@ func (b *syncBuffer) String() string {
 func runCLI(t testing.TB, env map[string]string, stdin string, args ...string) (string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	err := app.Run(context.Background(), args, getenv(env), strings.NewReader(stdin), &stdout, &stderr)
+	err := app.Run(context.Background(), args, lookupEnv(env), strings.NewReader(stdin), &stdout, &stderr)
 	return stdout.String(), err
 }
 

@@ -78,9 +78,29 @@ func TestPgBouncerTransactionMode(t *testing.T) {
 		t.Fatalf("statement errors: %v", failures.All())
 	}
 
+	// The session list and ending one session from it, through PgBouncer too: the browser the
+	// last client is ends up logged out on both instances.
+	c := clients[0]
+	list := mustList(t, c, b)
+	if len(list) != browsers {
+		t.Fatalf("GET /sessions through PgBouncer: got %d sessions, want %d", len(list), browsers)
+	}
+	mustMe(t, clients[browsers-1], a, http.StatusOK)
+	victim := sessionCookie(t, clients[browsers-1], a)
+	var victimID string
+	for _, sess := range mustList(t, clients[browsers-1], a) {
+		if sess.Current {
+			victimID = sess.ID
+		}
+	}
+	if status, body := do(t, c, "DELETE", b.URL+"/sessions/"+victimID, "", ""); status != http.StatusNoContent {
+		t.Fatalf("DELETE /sessions/{id} on B: got %d %s, want 204", status, body)
+	}
+	eventually(t, withCookie(victim), a, http.StatusUnauthorized, notifyWithin)
+	clients = clients[:browsers-1]
+
 	// Logout on A, refused on B within notifyWithin: the invalidation came over B's direct
 	// listener.
-	c := clients[0]
 	mustMe(t, c, b, http.StatusOK) // in B's memory
 	copyOfCookie := withCookie(sessionCookie(t, c, a))
 	if status, body := do(t, c, "POST", a.URL+"/logout", "", ""); status != http.StatusNoContent {
@@ -127,7 +147,7 @@ func loginAndRead(c *http.Client, on, other *server) error {
 }
 
 // stmtErrors is a pgx tracer that records every statement that fails. Installed through
-// app.Hooks.PoolConfig it also watches the store's own pool, which copies the server's.
+// app.Hooks.PoolConfig it watches the server's pool, which the session store shares.
 type stmtErrors struct {
 	mu   sync.Mutex
 	errs []string
@@ -244,9 +264,6 @@ admin_users = %s
 pool_mode = transaction
 default_pool_size = 2
 max_client_conn = 200
-; The store's own pool sets statement_timeout at connect; PgBouncer 1.18 refuses unknown
-; startup parameters (see the README's PgBouncer section).
-ignore_startup_parameters = statement_timeout
 `, db, server, listenPort, filepath.Join(dir, "users.txt"), pgUser)
 	files := map[string]string{
 		"pgbouncer.ini": ini,

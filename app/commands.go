@@ -1,0 +1,199 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/gofiber-template/sessions/migrations"
+	"github.com/gofiber-template/sessions/storage"
+)
+
+// command is one of the program's commands. The table below is the only list of them: the
+// usage text, the parser and the tests all read it, so a new command is one entry and its
+// function.
+type command struct {
+	words string                                                    // what selects it: "user create"
+	args  []string                                                  // the names of the arguments it takes, in order: "EMAIL"
+	help  string                                                    // one line for the usage text
+	run   func(ctx context.Context, e *cmdEnv, args []string) error // nil only for help
+}
+
+// commands lists every command, in the order the usage text shows them. The first is the
+// default, run when there are no arguments.
+var commands = []command{
+	{"serve", nil, "run the HTTP server (the default); applies pending migrations first unless MIGRATE_ON_START=false", runServe},
+	{"migrate up", nil, "apply every pending migration", runMigrate((*migrations.Migrator).Up)},
+	{"migrate down", nil, "revert the latest migration", runMigrate((*migrations.Migrator).Down)},
+	{"migrate version", nil, "print the schema version", runMigrate(nil)},
+	{"user create", []string{"EMAIL"}, "create a user; reads the password, one line, from standard input", runUserCreate},
+	{"user passwd", []string{"EMAIL"}, "change a user's password the same way, and end all their sessions", runUserPasswd},
+	{"health", nil, "exit 0 if the server on this machine's PORT answers GET /readyz with 200, else 1", runHealth},
+	{"help", nil, "print this text", nil},
+}
+
+// cmdEnv is what a command runs with.
+type cmdEnv struct {
+	cfg    Config
+	log    *slog.Logger
+	hooks  Hooks
+	stdin  io.Reader
+	stdout io.Writer
+}
+
+// db connects to the database (see connect) and, when MIGRATE_ON_START is true and migrate
+// is, applies pending migrations. The caller closes the pool.
+func (e *cmdEnv) db(ctx context.Context, migrate bool) (*pgxpool.Pool, error) {
+	db, err := connect(ctx, e.cfg, e.hooks, e.log)
+	if err != nil {
+		return nil, err
+	}
+	if migrate && e.cfg.MigrateOnStart {
+		if err := migrations.Up(db); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("%w (set MIGRATE_ON_START=false to skip)", err)
+		}
+	}
+	return db, nil
+}
+
+// usageLine is a command as the usage text shows it: "user create EMAIL".
+func (c command) usageLine() string { return strings.Join(append([]string{c.words}, c.args...), " ") }
+
+// usage is the text of sessions help.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("usage: sessions [command]\n\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-22s %s\n", c.usageLine(), c.help)
+	}
+	b.WriteString("\nConfiguration comes from the environment and from .env when present; see .env.example.\n")
+	return b.String()
+}
+
+// parseArgs finds the command args select, and its arguments, before anything else happens.
+func parseArgs(args []string) (*command, []string, error) {
+	if len(args) == 0 {
+		return &commands[0], nil, nil
+	}
+	if slices.Contains([]string{"-h", "-help", "--help"}, args[0]) {
+		args = []string{"help"}
+	}
+	var near []string // usage lines of the commands that start with args[0]
+	for i := range commands {
+		c := &commands[i]
+		words := strings.Fields(c.words)
+		if words[0] != args[0] {
+			continue
+		}
+		near = append(near, c.usageLine())
+		if len(args) >= len(words) && slices.Equal(args[:len(words)], words) && len(args)-len(words) == len(c.args) {
+			return c, args[len(words):], nil
+		}
+	}
+	why := fmt.Sprintf("unknown command %q", args[0])
+	if len(near) > 0 {
+		why = "want " + strings.Join(near, " or ")
+	}
+	return nil, nil, fmt.Errorf("%s; run 'sessions help' for the commands", why)
+}
+
+func runServe(ctx context.Context, e *cmdEnv, _ []string) error {
+	return serve(ctx, e.cfg, e.hooks, e.log)
+}
+
+// runMigrate returns the run of a migrate command: step (nil for none), then print the schema
+// version.
+func runMigrate(step func(*migrations.Migrator) error) func(context.Context, *cmdEnv, []string) error {
+	return func(ctx context.Context, e *cmdEnv, _ []string) error {
+		db, err := e.db(ctx, false)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		m, err := migrations.New(db)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		if step != nil {
+			if err := step(m); err != nil {
+				return err
+			}
+		}
+		return printVersion(m, e.stdout)
+	}
+}
+
+func printVersion(m *migrations.Migrator, stdout io.Writer) error {
+	version, dirty, err := m.Version()
+	if err != nil {
+		return err
+	}
+	if dirty {
+		_, err = fmt.Fprintf(stdout, "schema version %d (dirty: a migration failed half-way; fix it by hand, then force the version)\n", version)
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "schema version %d\n", version)
+	return err
+}
+
+func runUserCreate(ctx context.Context, e *cmdEnv, args []string) error {
+	password, err := readPassword(e.stdin) // before connecting: a missing password fails fast
+	if err != nil {
+		return err
+	}
+	db, err := e.db(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	u, err := createUser(ctx, db, args[0], password, e.cfg.PasswordMinLength)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(e.stdout, "created user %d %s\n", u.ID, u.Email)
+	return err
+}
+
+// runUserPasswd changes a password and ends the user's sessions on every instance. A password
+// change is a security event: it writes a log line.
+func runUserPasswd(ctx context.Context, e *cmdEnv, args []string) error {
+	password, err := readPassword(e.stdin)
+	if err != nil {
+		return err
+	}
+	db, err := e.db(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	u, err := setPassword(ctx, db, args[0], password, e.cfg.PasswordMinLength)
+	if err != nil {
+		return err
+	}
+	e.log.Info("password change", "outcome", "success", "user", u.ID, "client", "cli")
+	// Running servers hear of the deletion through the store's notifications.
+	n, err := storage.DeleteOwner(ctx, db, owner(u.ID))
+	if err != nil {
+		return fmt.Errorf("password changed, but ending the sessions of user %d failed: %w", u.ID, err)
+	}
+	_, err = fmt.Fprintf(e.stdout, "changed the password of user %d %s; ended %d sessions\n", u.ID, u.Email, n)
+	return err
+}
+
+// readPassword reads one line from r, without its line ending.
+func readPassword(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+		return "", errors.New("no password on standard input; pipe one line, e.g. echo 'my password' | sessions user create EMAIL")
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}

@@ -1,0 +1,101 @@
+package app
+
+import (
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/mattn/go-isatty"
+
+	"github.com/gofiber-template/sessions/handlers"
+)
+
+// newLogger returns the program's logger: LOG_FORMAT's handler (text on a terminal, JSON for
+// log collectors when unset) at LOG_LEVEL, writing to w.
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	format := cfg.LogFormat
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			format = "text"
+		}
+	}
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// headerRequestID carries a request's id in both directions.
+const headerRequestID = "X-Request-Id"
+
+// validRequestID reports whether an incoming X-Request-Id may be kept: 1 to 64 letters, digits,
+// dots, dashes and underscores, so that whatever a client sends cannot forge log lines or
+// grow them without bound.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// routeUnmatched is the route of requests that matched none (404, 405), in logs and metrics:
+// their raw paths are the client's to choose and would grow both without bound.
+const routeUnmatched = "unmatched"
+
+// requestLog is the outermost middleware. It gives each request an id (a well-formed incoming
+// X-Request-Id, or a new one), sends it back in X-Request-Id, hands handlers a logger carrying it
+// (handlers.Logger), and when the request is done writes one log line (method, route, status,
+// duration, response size, client address, id) and records the request in m (when not nil).
+//
+// It turns an error from the chain into its response itself, through the app's ErrorHandler, so
+// that the line and the metrics see the status the client gets.
+func requestLog(log *slog.Logger, m *metrics) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		start := time.Now()
+		middleware := c.Route() // the app-wide middleware, Fiber's one route for all of them
+		id := c.Get(headerRequestID)
+		if !validRequestID(id) {
+			id = rand.Text()
+		}
+		c.Set(headerRequestID, id)
+		rlog := log.With("request_id", id)
+		handlers.SetLogger(c, rlog)
+
+		if err := c.Next(); err != nil {
+			if herr := c.App().Config().ErrorHandler(c, err); herr != nil {
+				_ = c.SendStatus(fiber.StatusInternalServerError)
+			}
+		}
+
+		route := c.Route().Path
+		if c.Route() == middleware { // no route of the table matched
+			route = routeUnmatched
+		}
+		status := c.Response().StatusCode()
+		elapsed := time.Since(start)
+		rlog.LogAttrs(c.Context(), slog.LevelInfo, "request",
+			slog.String("method", c.Method()),
+			slog.String("route", route),
+			slog.Int("status", status),
+			slog.Duration("duration", elapsed),
+			slog.Int("bytes", len(c.Response().Body())),
+			slog.String("client", c.IP()),
+		)
+		if m != nil {
+			m.observeRequest(c.Method(), route, status, elapsed)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,155 @@
+package tests
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofiber-template/sessions/app"
+	"github.com/gofiber-template/sessions/internal/pgtest"
+)
+
+// scrape fetches the metrics at addr and returns every sample, keyed by its name and labels as
+// the text format prints them (`http_requests_total{method="GET",route="/me",status="200"}`).
+func scrape(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: got %d, want 200", resp.StatusCode)
+	}
+	samples := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("scrape: bad sample line %q", line)
+		}
+		samples[line[:i]] = v
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return samples
+}
+
+// TestMetricsAndRequestLog scrapes the metrics listener before and after a login and warm /me
+// requests: the HTTP counters and the login outcome move, warm /me raises memory hits and sends
+// no PostgreSQL read, and the pool is reported. Every request leaves one log line with its id.
+func TestMetricsAndRequestLog(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, "ada@example.com", "correct horse battery staple")
+	env := baseEnv(dbURL)
+	env["METRICS_ADDR"] = "127.0.0.1:0"
+	env["LOG_FORMAT"] = "json"
+	metricsAddr := make(chan string, 1)
+	s := startServer(t, env, app.Hooks{MetricsReady: func(addr string) { metricsAddr <- addr }})
+	var maddr string
+	select {
+	case maddr = <-metricsAddr:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the metrics listener did not report its address")
+	}
+
+	c := newClient(t)
+	mustLogin(t, c, s, "ada@example.com", "correct horse battery staple")
+	mustMe(t, c, s, 200) // fills memory if the login did not
+	before := scrape(t, maddr)
+	const warm = 5
+	for range warm {
+		mustMe(t, c, s, 200)
+	}
+	after := scrape(t, maddr)
+
+	delta := func(name string) float64 { return after[name] - before[name] }
+	if d := delta(`http_requests_total{method="GET",route="/me",status="200"}`); d != warm {
+		t.Errorf("GET /me 200 counted %v more, want %d", d, warm)
+	}
+	if d := delta("sessions_memory_hits_total"); d < warm {
+		t.Errorf("memory hits rose by %v over %d warm /me, want at least %d", d, warm, warm)
+	}
+	if d := delta("sessions_postgres_reads_total"); d != 0 {
+		t.Errorf("PostgreSQL reads rose by %v over warm /me, want 0", d)
+	}
+	if after[`sessions_login_attempts_total{outcome="success"}`] != 1 {
+		t.Errorf("login successes: got %v, want 1", after[`sessions_login_attempts_total{outcome="success"}`])
+	}
+	if after["db_pool_max_conns"] <= 0 || after["sessions_listener_up"] != 1 {
+		t.Errorf("pool max %v, listener up %v; want a positive pool size and 1", after["db_pool_max_conns"], after["sessions_listener_up"])
+	}
+	if after[`http_request_duration_seconds_count{method="GET",route="/me"}`] < warm {
+		t.Errorf("latency histogram of /me has %v observations, want at least %d",
+			after[`http_request_duration_seconds_count{method="GET",route="/me"}`], warm)
+	}
+
+	// A request that matches no route is counted under "unmatched", not its path.
+	req, _ := http.NewRequest("GET", s.URL+"/no/such/page-12345", nil)
+	req.Header.Set("X-Request-Id", "trace-abc.123")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("X-Request-Id"); got != "trace-abc.123" {
+		t.Errorf("X-Request-Id echoed %q, want the well-formed one sent", got)
+	}
+	if scrape(t, maddr)[`http_requests_total{method="GET",route="unmatched",status="404"}`] != 1 {
+		t.Errorf("an unmatched path was not counted under route \"unmatched\"")
+	}
+
+	// A malformed id is replaced with a fresh one.
+	req, _ = http.NewRequest("GET", s.URL+"/healthz", nil)
+	req.Header.Set("X-Request-Id", "bad id\twith spaces")
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("X-Request-Id"); got == "" || strings.ContainsAny(got, " \t") {
+		t.Errorf("malformed X-Request-Id answered with %q, want a fresh well-formed id", got)
+	}
+
+	// One JSON log line per request, with every field.
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(s.Log.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", l, err)
+		}
+		if rec["msg"] == "request" {
+			lines = append(lines, rec)
+		}
+	}
+	if want := 1 + 1 + warm + 2; len(lines) != want { // login, /me, warm /me, 404, /healthz
+		t.Fatalf("got %d request log lines, want %d:\n%s", len(lines), want, s.Log.String())
+	}
+	var traced map[string]any
+	for _, rec := range lines {
+		for _, k := range []string{"method", "route", "status", "duration", "bytes", "client", "request_id"} {
+			if _, ok := rec[k]; !ok {
+				t.Errorf("request log line lacks %q: %v", k, rec)
+			}
+		}
+		if rec["request_id"] == "trace-abc.123" {
+			traced = rec
+		}
+	}
+	if traced == nil || traced["route"] != "unmatched" || traced["status"] != float64(404) || traced["client"] != "127.0.0.1" {
+		t.Errorf("the traced request's line: got %v, want route unmatched, status 404, client 127.0.0.1", traced)
+	}
+	t.Logf("a request's log line: %v", lines[2])
+}
