@@ -15,19 +15,26 @@
 //   - The module path, wherever it is a whole module or package path: go.mod, the module lines,
 //     requirements and replacements of bench/go.mod and tools/go.mod, every import, and every
 //     mention (READMEs, reports, linter settings, URLs of the repository).
-//   - The binary's name (the last element of the module path, without a /vN suffix), only where
-//     it names the program: a command line ("sessions serve", "sessions user create EMAIL",
-//     "sessions [command]", the exec form "sessions", "serve"), the value of -o, -p, -t,
-//     --output, --name, --project-name or --tag (go build -o, docker compose -p, docker build
-//     -t), the last element of a file path outside Go code (/usr/local/bin/sessions, ./sessions,
-//     the .gitignore entry /sessions), the value of a YAML image, name, container_name or
-//     hostname key, a Markdown file's first-level title, the Go constant Name (app.Name, which
-//     the usage text and error messages print) and a main package's "Command sessions" doc.
+//   - The binary's name NAME (the last element of the module path, without a /vN suffix), only
+//     where it names the program, as a whole word (not in NAME.go, NAME_x, x-NAME):
+//     a command line: NAME followed by one of the program's commands or a bracket ("NAME
+//     serve", "NAME help", "NAME migrate up", "NAME user create EMAIL", "NAME [command]"), or
+//     its exec form ("NAME", "serve"), and the first element of an exec-form list outside Go
+//     (ENTRYPOINT ["NAME"]);
+//     the value of -o, -p, -t, --output, --name, --project-name or --tag (go build -o NAME,
+//     docker compose -p NAME, docker build -t NAME:latest);
+//     the last element of a file path outside Go and SQL code (/usr/local/bin/NAME, ./NAME,
+//     the .gitignore entry /NAME);
+//     the value of a YAML image, name, container_name or hostname key;
+//     a Markdown file's first-level title (# NAME: ...);
+//     in Go, the constant Name (app.Name, which the usage text and error messages print) and a
+//     main package's "// Command NAME" doc comment.
 //
-// Everything else stays, in particular the same word as a noun in prose, identifiers, SQL (the
-// sessions table, its migrations), metric names, the database in a URL (/sessions?sslmode) and
-// routes (GET /sessions). Markdown between <!-- template-only --> and <!-- /template-only -->
-// (how to start a project from the template) is deleted.
+// Everything else stays, in particular NAME as a noun in prose, identifiers, SQL (a table
+// called NAME, its migrations), metric names, the database in a URL (host:5432/NAME?sslmode),
+// routes (GET /NAME) and directories (NAME/). Rules work line by line: keep a command line on
+// one line. Markdown between <!-- template-only --> and <!-- /template-only --> (how to start a
+// project from the template) is deleted.
 package main
 
 import (

@@ -197,6 +197,8 @@ var (
 	commandRe = regexp.MustCompile(`^ (?:(?:help|serve)(?:$|[^ A-Za-z0-9_-])|(?:migrate (?:up|down|version)|user (?:create|passwd))(?:$|[^A-Za-z0-9_-])|\[)`)
 	// The exec form of a command line, as in a Dockerfile or compose file: "NAME", "serve".
 	execRe = regexp.MustCompile(`^",\s*"(?:help|serve|migrate|user)"`)
+	// The first element of an exec-form list outside Go: ENTRYPOINT ["NAME"].
+	execStartRe = regexp.MustCompile(`\[\s*"$`)
 	// A flag whose value names the binary, an image or a Compose project.
 	flagRe = regexp.MustCompile(`(?:^|\s)(?:-o|-p|-t|--output|--name|--project-name|--tag)(?:\s+|=)$`)
 	// What may follow the binary's path: the end of a word in a shell line, a list or a quote.
@@ -222,6 +224,8 @@ func isBinary(kind fileKind, before, after string) bool {
 	case kind == kindGo:
 		return goConstRe.MatchString(before) && strings.HasPrefix(after, `"`) ||
 			goDocRe.MatchString(before) && strings.HasPrefix(after, " ")
+	case execStartRe.MatchString(before) && strings.HasPrefix(after, `"`) && kind != kindSQL:
+		return true
 	case kind == kindYAML && yamlKeyRe.MatchString(before) && yamlValueRe.MatchString(after):
 		return true
 	case kind == kindMarkdown && strings.TrimRight(before, " ") == "#" && before != "#":
