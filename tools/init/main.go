@@ -69,6 +69,9 @@ func run(args []string, out io.Writer) error {
 	}
 	newPath := args[0]
 	if err := module.CheckPath(newPath); err != nil {
+		if e, ok := errors.AsType[*module.InvalidPathError](err); ok {
+			err = e.Err // the reason, without the path again
+		}
 		return fmt.Errorf("%q is not a valid module path: %w", newPath, err)
 	}
 	wd, err := os.Getwd()
@@ -139,11 +142,18 @@ func run(args []string, out io.Writer) error {
 		if err := os.WriteFile(filepath.Join(root, filepath.FromSlash(c.name)), []byte(c.text), c.mode); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "  %-40s %d lines\n", c.name, c.lines)
+		fmt.Fprintf(out, "  %-40s %s\n", c.name, plural(c.lines, "line"))
 	}
-	fmt.Fprintf(out, "init: renamed module %s to %s and binary %s to %s in %d files; review with git diff, then commit\n",
-		oldPath, newPath, r.oldName, r.newName, len(changes))
+	fmt.Fprintf(out, "init: renamed module %s to %s and binary %s to %s in %s; review with git diff, then commit\n",
+		oldPath, newPath, r.oldName, r.newName, plural(len(changes), "file"))
 	return nil
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // findRoot returns the project's root: the nearest directory, from dir up, that holds both
