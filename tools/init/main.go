@@ -18,7 +18,7 @@
 //   - The binary's name NAME (the last element of the module path, without a /vN suffix), only
 //     where it names the program, as a whole word (not in NAME.go, NAME_x, x-NAME):
 //     a command line: NAME followed by one of the program's commands or a bracket ("NAME
-//     serve", "NAME help", "NAME migrate up", "NAME user create EMAIL", "NAME [command]"), or
+//     serve", "NAME help", "NAME health", "NAME migrate up", "NAME user create EMAIL", "NAME [command]"), or
 //     its exec form ("NAME", "serve"), and the first element of an exec-form list outside Go
 //     (ENTRYPOINT ["NAME"]);
 //     the value of -o, -p, -t, --output, --name, --project-name or --tag (go build -o NAME,

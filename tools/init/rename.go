@@ -194,9 +194,9 @@ func isWord(before, after string) bool {
 var (
 	// A command line: the name, then one of the program's commands (or its [command]
 	// placeholder), then the end of the command line.
-	commandRe = regexp.MustCompile(`^ (?:(?:help|serve)(?:$|[^ A-Za-z0-9_-])|(?:migrate (?:up|down|version)|user (?:create|passwd))(?:$|[^A-Za-z0-9_-])|\[)`)
+	commandRe = regexp.MustCompile(`^ (?:(?:help|serve|health)(?:$|[^ A-Za-z0-9_-])|(?:migrate (?:up|down|version)|user (?:create|passwd))(?:$|[^A-Za-z0-9_-])|\[)`)
 	// The exec form of a command line, as in a Dockerfile or compose file: "NAME", "serve".
-	execRe = regexp.MustCompile(`^",\s*"(?:help|serve|migrate|user)"`)
+	execRe = regexp.MustCompile(`^",\s*"(?:help|serve|health|migrate|user)"`)
 	// The first element of an exec-form list outside Go: ENTRYPOINT ["NAME"].
 	execStartRe = regexp.MustCompile(`\[\s*"$`)
 	// A flag whose value names the binary, an image or a Compose project.
@@ -224,7 +224,7 @@ func isBinary(kind fileKind, before, after string) bool {
 	case kind == kindGo:
 		return goConstRe.MatchString(before) && strings.HasPrefix(after, `"`) ||
 			goDocRe.MatchString(before) && strings.HasPrefix(after, " ")
-	case execStartRe.MatchString(before) && strings.HasPrefix(after, `"`) && kind != kindSQL:
+	case execStartRe.MatchString(before) && strings.HasPrefix(after, `"`):
 		return true
 	case kind == kindYAML && yamlKeyRe.MatchString(before) && yamlValueRe.MatchString(after):
 		return true
