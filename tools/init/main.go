@@ -22,7 +22,8 @@
 //     its exec form ("NAME", "serve"), and the first element of an exec-form list outside Go
 //     (ENTRYPOINT ["NAME"]);
 //     the value of -o, -p, -t, --output, --name, --project-name or --tag (go build -o NAME,
-//     docker compose -p NAME, docker build -t NAME:latest);
+//     docker compose -p NAME, docker build -t NAME:latest), and the image that ends a docker
+//     run line;
 //     the last element of a file path outside Go and SQL code (/usr/local/bin/NAME, ./NAME,
 //     the .gitignore entry /NAME);
 //     the value of a YAML image, name, container_name or hostname key;

@@ -221,6 +221,8 @@ func isBinary(kind fileKind, before, after string) bool {
 		return true
 	case flagRe.MatchString(before):
 		return true
+	case strings.Contains(before, "docker run ") && strings.TrimSpace(after) == "":
+		return true // the image, last on a docker run line
 	case kind == kindGo:
 		return goConstRe.MatchString(before) && strings.HasPrefix(after, `"`) ||
 			goDocRe.MatchString(before) && strings.HasPrefix(after, " ")

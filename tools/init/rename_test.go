@@ -43,6 +43,8 @@ func TestRewriteLine(t *testing.T) {
 		{"compose command", "compose.yaml", "    command: [\"widgets\", \"migrate\", \"up\"]", "    command: [\"myapp\", \"migrate\", \"up\"]"},
 		{"compose command line", "compose.yaml", "    command: /usr/local/bin/widgets serve", "    command: /usr/local/bin/myapp serve"},
 		{"docker build", ".github/workflows/ci.yml", "      - run: docker build -t widgets:ci .", "      - run: docker build -t myapp:ci ."},
+		{"docker run", "Dockerfile", "#   docker run --rm -p 127.0.0.1:3000:3000 -e DATABASE_URL=postgres://... widgets", "#   docker run --rm -p 127.0.0.1:3000:3000 -e DATABASE_URL=postgres://... myapp"},
+		{"Dockerfile healthcheck", "Dockerfile", "HEALTHCHECK --interval=10s CMD [\"/widgets\", \"health\"]", "HEALTHCHECK --interval=10s CMD [\"/myapp\", \"health\"]"},
 		{"Dockerfile build", "Dockerfile", "RUN CGO_ENABLED=0 go build -o /out/widgets .", "RUN CGO_ENABLED=0 go build -o /out/myapp ."},
 		{"Dockerfile copy", "Dockerfile", "COPY --from=build /out/widgets /usr/local/bin/widgets", "COPY --from=build /out/myapp /usr/local/bin/myapp"},
 		{"Dockerfile entrypoint", "Dockerfile", "ENTRYPOINT [\"/widgets\"]", "ENTRYPOINT [\"/myapp\"]"},
@@ -71,6 +73,8 @@ func TestRewriteLine(t *testing.T) {
 		{"route in prose", "README.md", "`GET /widgets` lists them", ""},
 		{"capitalised", "README.md", "Widgets are kept in memory", ""},
 		{"hyphenated", "bench/setup.go", "os.MkdirTemp(\"\", \"widgets-bench-\")", ""},
+		{"database named in a comment", "compose.yaml", "      # The server creates the database \"widgets\" and applies the migrations.", ""},
+		{"docker run, not last", "README.md", "docker run widgets-db widgets are here", ""},
 		{"other YAML key", "compose.yaml", "    volumes: widgets", ""},
 	}
 	r := newRenamer("example.org/acme/widgets", "example.com/myapp")
