@@ -182,7 +182,7 @@ func runUserPasswd(ctx context.Context, e *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	e.log.Info("password change", "outcome", "success", "user", u.ID, "addr", "cli")
+	e.log.Info("password change", "outcome", "success", "user", u.ID, "client", "cli")
 	// Running servers hear of the deletion through the store's notifications.
 	n, err := storage.DeleteOwner(ctx, db, owner(u.ID))
 	if err != nil {

@@ -19,13 +19,14 @@ import (
 )
 
 // serve runs the server until ctx is cancelled, then shuts down in order: stop accepting, let
-// requests in flight finish (up to ShutdownTimeout), close the store, close the pool.
+// requests in flight finish (up to ShutdownTimeout), close the store, close the pool (each close
+// bounded by closeTimeout, so a hung database cannot hold the process).
 func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 	db, err := connect(ctx, cfg, h, log)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer within(closeTimeout, db.Close)
 	if cfg.MigrateOnStart {
 		if err := migrations.Up(db); err != nil {
 			return fmt.Errorf("%w (set MIGRATE_ON_START=false to skip)", err)
@@ -40,7 +41,7 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("start session store: %v", oneLine(err))
 	}
-	defer store.Close() // deferred after db.Close, so it runs before it
+	defer within(closeTimeout, func() { _ = store.Close() }) // runs before db.Close
 	ids, err := loadSessionIDs(ctx, db)
 	if err != nil {
 		return fmt.Errorf("start sessions: %v", oneLine(err))
@@ -94,6 +95,21 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 		return fmt.Errorf("shutdown: requests still running after SHUTDOWN_TIMEOUT (%v): %w", cfg.ShutdownTimeout, shutErr)
 	}
 	return nil
+}
+
+// closeTimeout bounds the store's and the pool's Close at shutdown: a database that hangs must
+// not keep the process from exiting (pgx waits up to 15 s for each hung connection).
+const closeTimeout = 750 * time.Millisecond
+
+// within runs f and waits for it at most d; a close still running then is left to the
+// process's exit.
+func within(d time.Duration, f func()) {
+	done := make(chan struct{})
+	go func() { f(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
 }
 
 // Bounds of the retry while the database is unreachable at start-up.

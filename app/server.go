@@ -9,10 +9,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/helmet"
 	"github.com/gofiber/fiber/v2/middleware/recover"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gofiber-template/sessions/handlers"
+	"github.com/gofiber-template/sessions/internal/pgfault"
 	"github.com/gofiber-template/sessions/storage"
 )
 
@@ -52,11 +52,13 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 
 	// The route table. A protected route is one line: the guard, then the handler.
 	srv.Get("/healthz", handlers.Healthz)
-	srv.Get("/readyz", handlers.Readyz(db.Ping))
+	srv.Get("/readyz", handlers.Readyz(func(ctx context.Context) error { return pgfault.Ping(ctx, db) }))
 	srv.Post("/login", handlers.Login(users, sess))
 	srv.Get("/me", guard, handlers.Me)
 	srv.Post("/logout", guard, handlers.Logout(sess))
 	srv.Post("/logout/all", guard, handlers.LogoutAll(sess))
+	srv.Get("/sessions", guard, handlers.ListSessions(sess))
+	srv.Delete("/sessions/:id", guard, handlers.EndSession(sess))
 	return srv
 }
 
@@ -79,27 +81,36 @@ func withSecurityHeaders(h fiber.ErrorHandler) fiber.ErrorHandler {
 	}
 }
 
+// retryAfter is the Retry-After, in seconds, of a 503 that did not set its own: about the time a
+// restarted or failed-over PostgreSQL takes to answer again.
+const retryAfter = "2"
+
 // errorHandler is the one place where errors become HTTP responses, all shaped
 // {"error": "message"}. A *fiber.Error anywhere in the chain gives its status and message; a
-// session deleted under the request gives 401; a database that cannot be reached or did not
-// answer in time gives 503; anything else is a 500 whose details go to the log, never to the
-// client.
+// session deleted under the request gives 401; a database that is unavailable or went away
+// (pgfault.Unavailable: unreachable, too slow, restarting, shut down, read-only, out of
+// connections) gives 503; anything else is a 500 whose details go to the log, never to the
+// client. Every 503 carries Retry-After.
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		code, msg := fiber.StatusInternalServerError, "internal server error"
-		var (
-			fe         *fiber.Error
-			connectErr *pgconn.ConnectError
-		)
+		var fe *fiber.Error
 		switch {
 		case errors.As(err, &fe):
 			code, msg = fe.Code, fe.Message
 		case errors.Is(err, storage.ErrDeleted):
 			code, msg = errLoginRequired.Code, errLoginRequired.Message
-		case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &connectErr):
+		case pgfault.Unavailable(err):
 			code, msg = fiber.StatusServiceUnavailable, "service unavailable"
 		}
-		if code >= fiber.StatusInternalServerError {
+		switch {
+		case code == fiber.StatusServiceUnavailable:
+			if len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
+				c.Set(fiber.HeaderRetryAfter, retryAfter)
+			}
+			log.Warn("request failed", "method", c.Method(), "path", c.Path(), "status", code, "err", err,
+				"request_id", c.GetRespHeader(headerRequestID))
+		case code >= fiber.StatusInternalServerError:
 			log.Error("request failed", "method", c.Method(), "path", c.Path(), "status", code, "err", err,
 				"request_id", c.GetRespHeader(headerRequestID))
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gofiber-template/sessions/storage"
 )
@@ -32,6 +33,15 @@ func TestErrorHandler(t *testing.T) {
 		{"anything else", errors.New("secret detail: password=hunter2"), 500, `{"error":"internal server error"}`, true},
 		{"service unavailable with cause", fmt.Errorf("%w: %w", fiber.NewError(503, "database unavailable"), errors.New("dial tcp: refused")),
 			503, `{"error":"database unavailable"}`, true},
+		// pgfault's tests provoke each of these against a real server; here only their mapping.
+		{"pooled connection terminated", fmt.Errorf("load session: storage: get: %w",
+			&pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection due to administrator command"}),
+			503, `{"error":"service unavailable"}`, true},
+		{"read-only after a failover", fmt.Errorf("login: save session: %w", &pgconn.PgError{Severity: "ERROR", Code: "25006"}),
+			503, `{"error":"service unavailable"}`, true},
+		{"connection lost mid-query", fmt.Errorf("logout: %w", io.ErrUnexpectedEOF), 503, `{"error":"service unavailable"}`, true},
+		{"a bug in SQL", fmt.Errorf("find user: %w", &pgconn.PgError{Severity: "ERROR", Code: "42601"}),
+			500, `{"error":"internal server error"}`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,6 +57,9 @@ func TestErrorHandler(t *testing.T) {
 			if resp.StatusCode != tt.wantCode || string(body) != tt.wantBody {
 				t.Errorf("got %d %s, want %d %s", resp.StatusCode, body, tt.wantCode, tt.wantBody)
 			}
+			if got, want := resp.Header.Get(fiber.HeaderRetryAfter) != "", tt.wantCode == 503; got != want {
+				t.Errorf("Retry-After %q; want one: %v", resp.Header.Get(fiber.HeaderRetryAfter), want)
+			}
 			if logged := logs.Len() > 0; logged != tt.wantLog {
 				t.Errorf("logged %q; want a log line: %v", logs.String(), tt.wantLog)
 			}
@@ -54,5 +67,22 @@ func TestErrorHandler(t *testing.T) {
 				t.Errorf("log %q lacks the error %q", logs.String(), tt.err)
 			}
 		})
+	}
+}
+
+// A 503 whose handler chose its own Retry-After keeps it.
+func TestErrorHandlerKeepsRetryAfter(t *testing.T) {
+	t.Parallel()
+	srv := fiber.New(fiber.Config{ErrorHandler: errorHandler(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+	srv.Get("/", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderRetryAfter, "7")
+		return fiber.NewError(fiber.StatusServiceUnavailable, "busy")
+	})
+	resp, err := srv.Test(httptest.NewRequest("GET", "/", nil), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Header.Get(fiber.HeaderRetryAfter); resp.StatusCode != 503 || got != "7" {
+		t.Errorf("got %d with Retry-After %q, want 503 with 7", resp.StatusCode, got)
 	}
 }

@@ -159,8 +159,9 @@ func (s *sessions) Start(c *fiber.Ctx, u handlers.User) error {
 	if !s.bind {
 		return nil
 	}
-	// Until bound, the session would survive "log out everywhere". Bind follows Save at once.
-	if err := s.store.Bind(c.UserContext(), id, owner(u.ID)); err != nil {
+	// Until bound, the session would survive "log out everywhere" and be missing from the
+	// user's list. Bind follows Save at once.
+	if err := s.store.Bind(c.UserContext(), id, owner(u.ID), loginInfo(c)); err != nil {
 		_ = s.store.Delete(id)
 		return fmt.Errorf("bind session: %w", err)
 	}
@@ -205,7 +206,7 @@ func (s *sessions) EndAll(c *fiber.Ctx, u handlers.User) error {
 // address. Never the session id or the cookie.
 func (s *sessions) logEvent(c *fiber.Ctx, event string) {
 	s.log.LogAttrs(c.UserContext(), slog.LevelInfo, event, slog.String("outcome", "success"),
-		slog.Int64("user", handlers.CurrentUser(c).ID), slog.String("addr", c.IP()))
+		slog.Int64("user", handlers.CurrentUser(c).ID), slog.String("client", c.IP()))
 }
 
 // Guard is the middleware in front of every protected route. It answers 401 unless the request

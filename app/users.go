@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gofiber-template/sessions/handlers"
+	"github.com/gofiber-template/sessions/internal/pgfault"
 )
 
 // The users table (migrations/0002) belongs to app rather than handlers because both the login
@@ -90,8 +91,10 @@ func (a *accounts) authenticate(ctx context.Context, email, password, account, a
 	qctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	var hash string
-	err = a.db.QueryRow(qctx, "SELECT id, email, password_hash FROM users WHERE lower(email) = $1",
-		email).Scan(&u.ID, &u.Email, &hash)
+	err = pgfault.Retry(qctx, a.db, func(q pgfault.Querier) error {
+		return q.QueryRow(qctx, "SELECT id, email, password_hash FROM users WHERE lower(email) = $1",
+			email).Scan(&u.ID, &u.Email, &hash)
+	})
 	known := err == nil
 	if errors.Is(err, pgx.ErrNoRows) {
 		hash = dummyHash()
@@ -156,7 +159,7 @@ func (a *accounts) logAttempt(userID int64, email, addr, outcome string) {
 	if outcome != "success" {
 		level = slog.LevelWarn
 	}
-	a.log.LogAttrs(context.Background(), level, "login", slog.String("outcome", outcome), who, slog.String("addr", addr))
+	a.log.LogAttrs(context.Background(), level, "login", slog.String("outcome", outcome), who, slog.String("client", addr))
 }
 
 // emailTag is a short keyed hash of an email that matches no account: the same email gives the

@@ -49,6 +49,12 @@ type Sessions interface {
 	End(c *fiber.Ctx) error
 	// EndAll ends every session of u on every instance, the request's own included.
 	EndAll(c *fiber.Ctx, u User) error
+	// List returns u's live sessions, newest first, the request's own marked Current.
+	List(c *fiber.Ctx, u User) ([]Session, error)
+	// EndOne ends u's live session whose Session.ID is id on every instance, and reports
+	// whether there was one; it ends nothing for an id of anybody else's session. Ending the
+	// request's own session clears its cookie, as End does.
+	EndOne(c *fiber.Ctx, u User, id string) (bool, error)
 }
 
 var (

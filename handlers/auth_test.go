@@ -37,6 +37,8 @@ func (f *fakeAccounts) Authenticate(_ context.Context, email, password, _ string
 type fakeSessions struct {
 	started, ended []handlers.User
 	endedAll       []handlers.User
+	list           []handlers.Session // Ada's
+	endedOne       []string
 }
 
 func (f *fakeSessions) Start(_ *fiber.Ctx, u handlers.User) error {
@@ -54,6 +56,23 @@ func (f *fakeSessions) EndAll(_ *fiber.Ctx, u handlers.User) error {
 	return nil
 }
 
+func (f *fakeSessions) List(_ *fiber.Ctx, u handlers.User) ([]handlers.Session, error) {
+	if u.ID != 7 {
+		return nil, nil
+	}
+	return f.list, nil
+}
+
+func (f *fakeSessions) EndOne(_ *fiber.Ctx, u handlers.User, id string) (bool, error) {
+	for _, s := range f.list {
+		if u.ID == 7 && s.ID == id {
+			f.endedOne = append(f.endedOne, id)
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // fakeGuard lets every request in as Ada.
 func fakeGuard(c *fiber.Ctx) error {
 	handlers.SetUser(c, handlers.User{ID: 7, Email: "ada@example.com"})
@@ -66,6 +85,8 @@ func newApp(accounts handlers.Accounts, sessions handlers.Sessions) *fiber.App {
 	app.Get("/me", fakeGuard, handlers.Me)
 	app.Post("/logout", fakeGuard, handlers.Logout(sessions))
 	app.Post("/logout/all", fakeGuard, handlers.LogoutAll(sessions))
+	app.Get("/sessions", fakeGuard, handlers.ListSessions(sessions))
+	app.Delete("/sessions/:id", fakeGuard, handlers.EndSession(sessions))
 	return app
 }
 

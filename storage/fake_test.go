@@ -25,7 +25,7 @@ type fakeTier struct {
 }
 
 func newFakeTier(now func() time.Time) *fakeTier {
-	return &fakeTier{mapTier: newMapTier(now)}
+	return &fakeTier{mapTier: newMapTier(now, true)}
 }
 
 func (t *fakeTier) get(ctx context.Context, key string) ([]byte, int64, error) {
@@ -45,12 +45,12 @@ func (t *fakeTier) get(ctx context.Context, key string) ([]byte, int64, error) {
 	return v, e, err
 }
 
-func (t *fakeTier) set(ctx context.Context, key string, val []byte, exp time.Duration) error {
+func (t *fakeTier) set(ctx context.Context, key string, val []byte, e int64) error {
 	t.sets.Add(1)
 	if t.setErr != nil {
 		return t.setErr
 	}
-	if err := t.mapTier.set(ctx, key, val, exp); err != nil {
+	if err := t.mapTier.set(ctx, key, val, e); err != nil {
 		return err
 	}
 	if t.afterSet != nil {

@@ -10,21 +10,24 @@ import (
 // nothing is shared with other instances, and Bind and DeleteOwner are unavailable. It runs the
 // very same memory tier and read path as New, which makes it the upper bound that bench/ holds
 // the Postgres-backed store against; it also serves tests that need a store without a database.
-// Deleted keys keep a tombstone until they would have expired, as in Postgres.
+// With Config.Tombstones, deleted keys keep a tombstone until they would have expired, as in
+// Postgres.
 func NewInMemory(cfg Config) (*Store, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return newStore(newMapTier(cfg.Now), nil, cfg, true), nil
+	return newStore(newMapTier(cfg.Now, cfg.Tombstones), nil, cfg, true), nil
 }
 
 // mapTier is a tier held in a map, with the semantics of the sessions table and its triggers:
-// expiries in whole unix seconds, and tombstones that refuse writes to a deleted key.
+// expiries in whole unix seconds, and (if tombstones) tombstones that refuse writes to a
+// deleted key.
 type mapTier struct {
-	mu    sync.Mutex
-	now   func() time.Time
-	rows  map[string]mapRow
-	tombs map[string]int64
+	mu         sync.Mutex
+	now        func() time.Time
+	tombstones bool
+	rows       map[string]mapRow
+	tombs      map[string]int64
 }
 
 type mapRow struct {
@@ -32,8 +35,8 @@ type mapRow struct {
 	e int64
 }
 
-func newMapTier(now func() time.Time) *mapTier {
-	return &mapTier{now: now, rows: map[string]mapRow{}, tombs: map[string]int64{}}
+func newMapTier(now func() time.Time, tombstones bool) *mapTier {
+	return &mapTier{now: now, tombstones: tombstones, rows: map[string]mapRow{}, tombs: map[string]int64{}}
 }
 
 func (t *mapTier) get(_ context.Context, key string) ([]byte, int64, error) {
@@ -46,14 +49,13 @@ func (t *mapTier) get(_ context.Context, key string) ([]byte, int64, error) {
 	return append([]byte(nil), r.v...), r.e, nil
 }
 
-func (t *mapTier) set(_ context.Context, key string, val []byte, exp time.Duration) error {
+func (t *mapTier) set(_ context.Context, key string, val []byte, e int64) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := t.now()
-	if e, ok := t.tombs[key]; ok && e > now.Unix() {
+	if te, ok := t.tombs[key]; ok && te > t.now().Unix() {
 		return ErrDeleted
 	}
-	t.rows[key] = mapRow{v: append([]byte(nil), val...), e: rowExpiry(now, exp)}
+	t.rows[key] = mapRow{v: append([]byte(nil), val...), e: e}
 	return nil
 }
 
@@ -72,6 +74,9 @@ func (t *mapTier) deleteLocked(key string) {
 		return
 	}
 	delete(t.rows, key)
+	if !t.tombstones {
+		return
+	}
 	now := t.now().Unix()
 	switch {
 	case r.e == 0:
@@ -90,7 +95,21 @@ func (t *mapTier) reset(context.Context) error {
 	return nil
 }
 
-func (t *mapTier) close() error { return nil }
+func (t *mapTier) sweep(_ context.Context, now time.Time) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, r := range t.rows {
+		if expired(r.e, now) {
+			delete(t.rows, k)
+		}
+	}
+	for k, e := range t.tombs {
+		if e <= now.Unix() {
+			delete(t.tombs, k)
+		}
+	}
+	return nil
+}
 
 // put writes a row directly, bypassing tombstones, as an operator's UPDATE would.
 func (t *mapTier) put(key string, val []byte, e int64) {

@@ -22,8 +22,14 @@ const ListenerApplicationName = "sessions-listener"
 // listener keeps one dedicated connection LISTENing on Channel and applies every notification
 // to its Store. Notifications sent while it is not listening are lost, so whenever it is not
 // listening the Store's memory tier is flushed and stays off; it comes back on only once LISTEN
-// is active again. A connection that dies without a reset is noticed by TCP keepalives within
-// a few seconds, or by the ping after HealthInterval of silence.
+// is active again.
+//
+// While listening, it holds a lease: memory serves only until Lease after the listener last
+// heard from Postgres. Every notification renews it; after HealthInterval of silence a ping
+// does, once every notification that arrived before the ping's answer has been applied. A
+// connection that hangs without a reset therefore stops memory from serving within Lease,
+// whatever TCP does; the ping's failure (or TCP keepalives, for a vanished peer) then makes the
+// listener reconnect.
 type listener struct {
 	s    *Store
 	conf *pgx.ConnConfig
@@ -113,10 +119,12 @@ func (l *listener) listen(listening func()) error {
 		return fmt.Errorf("connect to %s: %w", l.conf.Host, err)
 	}
 	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.QueryTimeout)
+		// The connection may be hung: Close must not wait on it for long.
+		ctx, cancel := context.WithTimeout(context.Background(), min(s.cfg.QueryTimeout, closeTimeout))
 		_ = conn.Close(ctx)
 		cancel()
 	}()
+	sent := time.Now()
 	ctx, cancel = s.callContext(context.Background())
 	_, err = conn.Exec(ctx, "LISTEN "+Channel)
 	cancel()
@@ -125,6 +133,7 @@ func (l *listener) listen(listening func()) error {
 	}
 	s.callHook("listener:listening", "")
 	listening()
+	s.renewLease(sent)
 
 	for {
 		wctx, cancel := context.WithTimeout(s.life, s.cfg.HealthInterval)
@@ -134,19 +143,77 @@ func (l *listener) listen(listening func()) error {
 		case s.life.Err() != nil:
 			return s.life.Err()
 		case err == nil:
+			received := time.Now()
 			s.apply(n.Payload)
+			s.renewLease(received)
 		case pgconn.Timeout(err):
-			// Silence: make sure the connection is still alive.
+			// Silence: prove the connection alive. The answer proves every notification sent
+			// before it has arrived; apply those before renewing.
+			sent := time.Now()
 			pctx, cancel := s.callContext(context.Background())
 			err = conn.Ping(pctx)
 			cancel()
+			s.stats.pings.Add(1)
 			if err != nil {
 				return fmt.Errorf("listener ping: %w", err)
 			}
+			for {
+				n, _ := conn.WaitForNotification(doneContext) // only those already received
+				if n == nil {
+					break
+				}
+				s.apply(n.Payload)
+			}
+			s.renewLease(sent)
 		default:
 			return err
 		}
 	}
+}
+
+// closeTimeout bounds closing the listener's connection, which may be hung.
+const closeTimeout = time.Second
+
+// doneContext is a context that has already ended.
+var doneContext = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// renewLease lets the memory tier serve until Lease after proof (real clock): the moment a
+// ping was sent whose answer came back, or a notification arrived, on a connection that
+// delivers in order.
+func (s *Store) renewLease(proof time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if end := proof.Add(s.cfg.Lease); end.After(s.leaseEnd) {
+		s.leaseEnd = end
+	}
+	if s.leaseOK || s.closed {
+		return // the timer is set; it looks at leaseEnd when it fires
+	}
+	d := time.Until(s.leaseEnd)
+	if d <= 0 {
+		return
+	}
+	s.leaseOK = true
+	if s.leaseTimer == nil {
+		s.leaseTimer = time.AfterFunc(d, s.checkLease)
+	} else {
+		s.leaseTimer.Reset(d)
+	}
+}
+
+// checkLease runs when the lease may have run out: it ends it, or waits for its new end.
+func (s *Store) checkLease() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := time.Until(s.leaseEnd); d > 0 && !s.closed {
+		s.leaseTimer.Reset(d)
+		return
+	}
+	s.leaseOK = false
 }
 
 // setCoherent turns the memory tier on or off. Either way the memory tier is flushed and every
@@ -215,25 +282,15 @@ func (s *Store) apply(payload string) {
 		s.invalidateLocked(c.key)
 		return
 	}
-	f := s.flights[c.key]
-	if f != nil && f.writers == 1 && f.pending != nil &&
-		f.pending.digest == c.digest && covers(c.e, f.pending.e) {
-		return // this instance's own write, still in flight: its fill is the fresh copy
+	row := rowState{digest: c.digest, e: c.e}
+	if f := s.flights[c.key]; f != nil {
+		s.announceLocked(f, row)
 	}
-	if f != nil {
-		s.invalidateFlight(f)
-		f.notified, f.notifiedGen = &rowState{digest: c.digest, e: c.e}, f.gen
-	}
+	// A copy of exactly this row, expiring no later than it, stays.
 	if s.mem == nil {
 		return
 	}
 	if n, ok := s.mem.lookup(c.key); ok && !(n.digest == c.digest && covers(c.e, n.rowExpiry)) {
 		s.mem.remove(c.key)
 	}
-}
-
-// covers reports whether a row expiring at rowE outlives a copy expiring at copyE (unix
-// seconds, 0: never).
-func covers(rowE, copyE int64) bool {
-	return rowE == 0 || (copyE != 0 && copyE <= rowE)
 }

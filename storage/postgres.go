@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
-	"github.com/gofiber/storage/postgres/v3"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/gofiber-template/sessions/internal/pgfault"
 )
 
 // Table is the sessions table created by the project's migrations; Channel is the LISTEN
@@ -29,54 +29,29 @@ type tier interface {
 	// get returns the value and its expiry in unix seconds (0: none), or nil when the key is
 	// absent. It may return rows that are already expired; the Store checks e.
 	get(ctx context.Context, key string) (val []byte, e int64, err error)
-	// set writes val with an expiry of exp from now (0: none); ErrDeleted when the key has a
+	// set writes val with expiry e in unix seconds (0: none); ErrDeleted when the key has a
 	// tombstone.
-	set(ctx context.Context, key string, val []byte, exp time.Duration) error
+	set(ctx context.Context, key string, val []byte, e int64) error
 	delete(ctx context.Context, key string) error
 	reset(ctx context.Context) error
-	close() error
+	// sweep deletes rows and tombstones expired at now.
+	sweep(ctx context.Context, now time.Time) error
 }
 
-// pgTier is gofiber/storage/postgres/v3 plus the one read it cannot do: postgres/v3's Get does
-// not return the expiry, which the memory tier needs, so reads are a SELECT v, e on the caller's
-// pool.
-//
-// postgres/v3 closes the pool it is given, both in Close and when its constructor fails, so it
-// gets a pool of its own built from the caller's configuration: the caller's pool is never
-// closed by the store.
+// pgTier runs the store's statements on the caller's pool, on the table layout of
+// gofiber/storage/postgres/v3 (k, v, e) plus the migrations' triggers. postgres/v3 itself is
+// not used: its writes take the expiry from time.Now rather than the store's clock, its
+// expiry clean-up runs without a deadline on a goroutine Close must wait for, and it needs a
+// pool of its own (which it closes); every statement here runs on the caller's pool under the
+// store's deadline, and the store's sweeper runs the clean-up.
 type pgTier struct {
-	pool  *pgxpool.Pool // the caller's: reads, owner queries, tombstone sweep
-	own   *pgxpool.Pool // postgres/v3's: writes, deletes, reset, its expiry clean-up
-	pg    *postgres.Storage
-	query string
-	now   func() time.Time
+	pool       *pgxpool.Pool
+	query      string
+	tombstones bool
 }
 
-func newPGTier(ctx context.Context, pool *pgxpool.Pool, cfg Config) (t *pgTier, err error) {
-	ownCfg := pool.Config()
-	// postgres/v3's expiry clean-up runs without a context; a server-side statement timeout
-	// bounds it (and Close, which waits for it) as QueryTimeout bounds every other call.
-	ownCfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(cfg.QueryTimeout.Milliseconds(), 1), 10)
-	own, err := pgxpool.NewWithConfig(ctx, ownCfg)
-	if err != nil {
-		return nil, fmt.Errorf("storage: open pool: %w", err)
-	}
-	// postgres/v3 panics on any failure at start-up (ping, schema check). Turn that into an
-	// error the caller can report.
-	defer func() {
-		if r := recover(); r != nil {
-			own.Close()
-			t, err = nil, fmt.Errorf("storage: start postgres tier: %v", r)
-		}
-	}()
-	pg := postgres.NewWithContext(ctx, postgres.Config{DB: own, Table: Table, GCInterval: cfg.SweepInterval})
-	return &pgTier{
-		pool:  pool,
-		own:   own,
-		pg:    pg,
-		query: "SELECT v, e FROM " + Table + " WHERE k = $1",
-		now:   cfg.Now,
-	}, nil
+func newPGTier(pool *pgxpool.Pool, tombstones bool) *pgTier {
+	return &pgTier{pool: pool, query: "SELECT v, e FROM " + Table + " WHERE k = $1", tombstones: tombstones}
 }
 
 func (t *pgTier) get(ctx context.Context, key string) ([]byte, int64, error) {
@@ -84,7 +59,10 @@ func (t *pgTier) get(ctx context.Context, key string) ([]byte, int64, error) {
 		v []byte
 		e int64
 	)
-	err := t.pool.QueryRow(ctx, t.query, key).Scan(&v, &e)
+	// A read is safe to run twice: a pooled connection the server closed costs one more try.
+	err := pgfault.Retry(ctx, t.pool, func(q pgfault.Querier) error {
+		return q.QueryRow(ctx, t.query, key).Scan(&v, &e)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, 0, nil
 	}
@@ -94,13 +72,8 @@ func (t *pgTier) get(ctx context.Context, key string) ([]byte, int64, error) {
 	return v, e, nil
 }
 
-func (t *pgTier) set(ctx context.Context, key string, val []byte, exp time.Duration) error {
-	if exp > 0 {
-		// postgres/v3 adds exp to time.Now; shift it so the row expires exp after the store's
-		// clock, which every expiry check of the store uses (they differ only under a test clock).
-		exp = max(exp+t.now().Sub(time.Now()), time.Nanosecond)
-	}
-	err := t.pg.SetWithContext(ctx, key, val, exp)
+func (t *pgTier) set(ctx context.Context, key string, val []byte, e int64) error {
+	_, err := t.pool.Exec(ctx, "INSERT INTO "+Table+" (k, v, e) VALUES ($1, $2, $3) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, e = EXCLUDED.e", key, val, e)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == sqlStateDeleted {
 		return ErrDeleted
@@ -108,41 +81,59 @@ func (t *pgTier) set(ctx context.Context, key string, val []byte, exp time.Durat
 	return err
 }
 
+// delete deletes key's row; the trigger leaves its tombstone, which goes too, in the same
+// implicit transaction, when tombstones are off.
 func (t *pgTier) delete(ctx context.Context, key string) error {
-	return t.pg.DeleteWithContext(ctx, key)
+	if t.tombstones {
+		_, err := t.pool.Exec(ctx, "DELETE FROM "+Table+" WHERE k = $1", key)
+		return err
+	}
+	b := &pgx.Batch{}
+	b.Queue("DELETE FROM "+Table+" WHERE k = $1", key)
+	b.Queue("DELETE FROM session_tombstones WHERE k = $1", key)
+	return t.pool.SendBatch(ctx, b).Close()
 }
 
 func (t *pgTier) reset(ctx context.Context) error {
-	return t.pg.ResetWithContext(ctx)
+	if t.tombstones {
+		_, err := t.pool.Exec(ctx, "TRUNCATE "+Table)
+		return err
+	}
+	b := &pgx.Batch{}
+	b.Queue("TRUNCATE " + Table)
+	b.Queue("DELETE FROM session_tombstones")
+	return t.pool.SendBatch(ctx, b).Close()
 }
 
-// close stops postgres/v3's clean-up goroutine and closes the pool it owns.
-func (t *pgTier) close() error {
-	return t.pg.Close()
+// sweep deletes expired rows (which leave no tombstone) and tombstones whose session would have
+// expired by now, in one round trip.
+func (t *pgTier) sweep(ctx context.Context, now time.Time) error {
+	b := &pgx.Batch{}
+	b.Queue("DELETE FROM "+Table+" WHERE e <= $1 AND e != 0", now.Unix())
+	b.Queue("DELETE FROM session_tombstones WHERE e <= $1", now.Unix())
+	return t.pool.SendBatch(ctx, b).Close()
 }
 
-// checkSchema makes sure the migrations' triggers are in place: without them postgres/v3 would
-// quietly create a bare table, and deleted sessions could come back and go unnoticed by other
-// instances.
+// checkSchema makes sure the migrations' table, triggers and columns are in place: without the
+// triggers deleted sessions could come back and go unnoticed by other instances; without the
+// columns every login would fail in Bind.
 func checkSchema(ctx context.Context, db *pgxpool.Pool) error {
-	var n int
-	err := db.QueryRow(ctx, `SELECT count(*) FROM pg_trigger
-		WHERE tgrelid = to_regclass($1)
-		AND tgname IN ('sessions_refuse_deleted', 'sessions_refuse_deleted_after',
+	var triggers, columns int
+	err := db.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM pg_trigger
+		  WHERE tgrelid = to_regclass($1)
+		    AND tgname IN ('sessions_refuse_deleted', 'sessions_refuse_deleted_after',
 			'sessions_tombstone', 'sessions_tombstone_all',
-			'sessions_notify', 'sessions_notify_truncate')`,
-		Table).Scan(&n)
+			'sessions_notify', 'sessions_notify_truncate')),
+		(SELECT count(*) FROM pg_attribute
+		  WHERE attrelid = to_regclass($1) AND NOT attisdropped
+		    AND attname IN ('owner', 'handle', 'info'))`,
+		Table).Scan(&triggers, &columns)
 	if err != nil {
 		return fmt.Errorf("storage: check schema: %w", err)
 	}
-	if n != 6 {
+	if triggers != 6 || columns != 3 {
 		return errors.New("storage: table " + Table + " is missing or not migrated: apply the migrations first (migrate up)")
 	}
 	return nil
-}
-
-// sweepTombstones deletes tombstones whose session would have expired by now.
-func sweepTombstones(ctx context.Context, db *pgxpool.Pool, now time.Time) error {
-	_, err := db.Exec(ctx, "DELETE FROM session_tombstones WHERE e <= $1", now.Unix())
-	return err
 }

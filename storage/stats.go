@@ -14,12 +14,13 @@ type Stats struct {
 	Invalidations uint64 // notifications received from Postgres
 	Flushes       uint64 // times the whole memory tier was emptied (listener lost, Reset)
 	Reconnects    uint64 // times the listener connected again after losing its connection
+	Pings         uint64 // pings the listener sent to renew its lease after a silence
 	Entries       int    // entries in memory now
 	Listening     bool   // whether the listener is listening (the memory tier serves only then)
 }
 
 type counters struct {
-	hits, misses, reads, writes, deletes, evictions, invalidations, flushes, reconnects atomic.Uint64
+	hits, misses, reads, writes, deletes, evictions, invalidations, flushes, reconnects, pings atomic.Uint64
 }
 
 // Stats returns the current counters. It is safe to call concurrently with anything.
@@ -34,6 +35,7 @@ func (s *Store) Stats() Stats {
 		Invalidations: s.stats.invalidations.Load(),
 		Flushes:       s.stats.flushes.Load(),
 		Reconnects:    s.stats.reconnects.Load(),
+		Pings:         s.stats.pings.Load(),
 	}
 	s.mu.Lock()
 	if s.mem != nil {

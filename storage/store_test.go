@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // newTestStore returns a Store over a fakeTier with a fake clock, closed when the test ends.
@@ -580,18 +581,121 @@ func TestGetErrorIsReturnedAndNotCached(t *testing.T) {
 
 func TestClosedStoreRefusesCalls(t *testing.T) {
 	s, _, _ := newTestStore(t, 10)
+	s.cfg.Decode = func(v []byte) (any, error) { return string(v), nil }
+	mustSet(t, s, "a", "1", time.Hour)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Get("a"); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Get: got %v, want ErrClosed", err)
-	}
-	if err := s.Set("a", []byte("1"), 0); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Set: got %v, want ErrClosed", err)
+	ctx := context.Background()
+	for name, call := range map[string]func() error{
+		"Get":           func() error { _, err := s.Get("a"); return err },
+		"GetDecoded":    func() error { _, err := s.GetDecoded(ctx, "a"); return err },
+		"Set":           func() error { return s.Set("a", []byte("1"), 0) },
+		"Delete":        func() error { return s.Delete("a") },
+		"Reset":         func() error { return s.Reset() },
+		"Bind":          func() error { return s.Bind(ctx, "a", "owner", nil) },
+		"DeleteOwner":   func() error { _, err := s.DeleteOwner(ctx, "owner"); return err },
+		"Owned":         func() error { _, err := s.Owned(ctx, "owner", "a"); return err },
+		"DeleteHandle":  func() error { _, _, err := s.DeleteHandle(ctx, "owner", "h", "a"); return err },
+		"SetWithCtx":    func() error { return s.SetWithContext(ctx, "a", []byte("1"), 0) },
+		"GetWithCtx":    func() error { _, err := s.GetWithContext(ctx, "a"); return err },
+		"DeleteWithCtx": func() error { return s.DeleteWithContext(ctx, "a") },
+		"ResetWithCtx":  func() error { return s.ResetWithContext(ctx) },
+	} {
+		if err := call(); !errors.Is(err, ErrClosed) {
+			t.Errorf("%s after Close: got %v, want ErrClosed", name, err)
+		}
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
+}
+
+func TestHitHonoursEndedContext(t *testing.T) {
+	s, _, _ := newTestStore(t, 10)
+	s.cfg.Decode = func(v []byte) (any, error) { return string(v), nil }
+	mustSet(t, s, "a", "1", time.Hour)
+	if _, err := s.GetDecoded(context.Background(), "a"); err != nil { // decoded form cached
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if v, err := s.GetWithContext(ctx, "a"); !errors.Is(err, context.Canceled) || v != nil {
+		t.Fatalf("GetWithContext on a hit with a cancelled context: got %q, %v; want nil, context.Canceled", v, err)
+	}
+	if d, err := s.GetDecoded(ctx, "a"); !errors.Is(err, context.Canceled) || d != nil {
+		t.Fatalf("GetDecoded on a hit with a cancelled context: got %v, %v; want nil, context.Canceled", d, err)
+	}
+	if !inMemory(s, "a") {
+		t.Fatal("a refused call dropped the entry")
+	}
+}
+
+func TestNeverServedPastRequestedExpiry(t *testing.T) {
+	// Whatever the fraction of a second a Set happens at, its value is gone once exp has
+	// passed: the row keeps whole seconds, rounded down.
+	for _, frac := range []time.Duration{0, 1, 300 * time.Millisecond, 700 * time.Millisecond, time.Second - 1} {
+		t.Run(frac.String(), func(t *testing.T) {
+			s, ft, clock := newTestStore(t, 10)
+			clock.Add(frac)
+			const exp = 500 * time.Millisecond
+			mustSet(t, s, "a", "v", exp)
+			mustGet(t, s, "a")
+			clock.Add(exp)
+			wantValue(t, mustGet(t, s, "a"), "")
+			s.flushAll()
+			wantValue(t, mustGet(t, s, "a"), "")
+			if e := ft.rows[hashKey("a")].e; time.Unix(e, 0).After(time.Unix(1_700_000_000, 0).Add(frac + exp)) {
+				t.Fatalf("row expires at %d, after the requested expiry", e)
+			}
+		})
+	}
+}
+
+func TestTombstonesOffIsAPlainStorage(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprintf("tombstones=%v", on), func(t *testing.T) {
+			clock := newFakeClock()
+			cfg := DefaultConfig()
+			cfg.Tombstones = on
+			cfg.Now = clock.Now
+			s, err := NewInMemory(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			mustSet(t, s, "a", "1", time.Hour)
+			if err := s.Delete("a"); err != nil {
+				t.Fatal(err)
+			}
+			err = s.Set("a", []byte("2"), time.Hour)
+			if on != errors.Is(err, ErrDeleted) {
+				t.Fatalf("Set after Delete: got %v, want ErrDeleted only with tombstones", err)
+			}
+			if err := s.Reset(); err != nil {
+				t.Fatal(err)
+			}
+			err = s.Set("a", []byte("3"), time.Hour)
+			if on != errors.Is(err, ErrDeleted) {
+				t.Fatalf("Set after Reset: got %v, want ErrDeleted only with tombstones", err)
+			}
+			if !on {
+				wantValue(t, mustGet(t, s, "a"), "3")
+			}
+		})
+	}
+}
+
+func TestSubSecondSweepIntervalIsHonoured(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	s.Close()
+	cfg := s.cfg
+	cfg.SweepInterval = 20 * time.Millisecond
+	s = newStore(ft, nil, cfg, true)
+	defer s.Close()
+	ft.put(hashKey("old"), []byte("1"), clock.Now().Unix()+1)
+	clock.Add(2 * time.Second)
+	waitFor(t, func() bool { ft.mu.Lock(); defer ft.mu.Unlock(); return len(ft.rows) == 0 })
 }
 
 func TestParseChange(t *testing.T) {
@@ -772,3 +876,52 @@ type contextStorage interface {
 }
 
 var _ contextStorage = (*Store)(nil)
+
+func TestLateNotificationAfterLocalWriteDoesNotRefill(t *testing.T) {
+	// A read in flight; then a local Delete (a logout) or Set; then the late notification of an
+	// earlier write by another instance; then the read finishes. It must not put the old row
+	// back: Get after the logout returned must not see the session.
+	for _, op := range []string{"delete", "set"} {
+		t.Run(op, func(t *testing.T) {
+			s, ft, clock := newTestStore(t, 10)
+			h := hashKey("a")
+			e := clock.Now().Unix() + 100
+			ft.put(h, []byte("old"), e) // written by another instance; notification not yet here
+			finish := raceRead(t, s, ft, "a")
+			want := ""
+			if op == "delete" {
+				if err := s.Delete("a"); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				mustSet(t, s, "a", "new", time.Hour)
+				want = "new"
+			}
+			s.apply(updatePayload(h, "old", e)) // the late notification
+			finish()
+			wantValue(t, mustGet(t, s, "a"), want)
+		})
+	}
+}
+
+// flushAll empties the memory tier, as a listener loss would.
+func (s *Store) flushAll() {
+	s.mu.Lock()
+	s.flushLocked()
+	s.mu.Unlock()
+}
+
+func TestMemoryKeepsItsOwnCopyOfTheKey(t *testing.T) {
+	// Fiber hands keys that point into buffers it reuses after the request.
+	s, ft, _ := newTestStore(t, 10)
+	buf := []byte("session-a")
+	key := unsafe.String(&buf[0], len(buf))
+	mustSet(t, s, key, "1", time.Hour)
+	copy(buf, "session-b") // the buffer now serves another request
+	wantValue(t, mustGet(t, s, "session-a"), "1")
+	if n := ft.gets.Load(); n != 0 {
+		t.Fatalf("got %d tier reads, want 0: the entry was lost when the caller's buffer changed", n)
+	}
+	wantValue(t, mustGet(t, s, "session-b"), "")
+	assertIndexMatchesMemory(t, s)
+}

@@ -219,7 +219,7 @@ func TestAbandonedLoginsDoNotStarveLogin(t *testing.T) {
 	for {
 		hashed, busy = 0, 0
 		for _, line := range strings.Split(s.Log.String(), "\n") {
-			if !strings.Contains(line, "msg=login ") || !strings.Contains(line, "addr=10.0.") {
+			if !strings.Contains(line, "msg=login ") || !strings.Contains(line, "client=10.0.") {
 				continue
 			}
 			switch {
@@ -303,13 +303,13 @@ func TestSecurityLogKeepsSecrets(t *testing.T) {
 		line  string
 		count int
 	}{
-		{"msg=login outcome=failure user=1 addr=127.0.0.1", 1},
+		{"msg=login outcome=failure user=1 client=127.0.0.1", 1},
 		{"msg=login outcome=failure email_tag=", 2},
 		{"msg=login outcome=throttled email_tag=", 1},
-		{"msg=login outcome=success user=1 addr=127.0.0.1", 2},
-		{"msg=logout outcome=success user=1 addr=127.0.0.1", 1},
-		{`msg="logout everywhere" outcome=success user=1 addr=127.0.0.1`, 1},
-		{`msg="password change" outcome=success user=1 addr=cli`, 1},
+		{"msg=login outcome=success user=1 client=127.0.0.1", 2},
+		{"msg=logout outcome=success user=1 client=127.0.0.1", 1},
+		{`msg="logout everywhere" outcome=success user=1 client=127.0.0.1`, 1},
+		{`msg="password change" outcome=success user=1 client=cli`, 1},
 	} {
 		if got := strings.Count(logs, want.line); got != want.count {
 			t.Errorf("log lines with %q: got %d, want %d", want.line, got, want.count)

@@ -1,0 +1,154 @@
+// Command workedexample checks the README's worked example ("Add a protected endpoint") the way
+// a reader follows it: it copies the repository (its committed HEAD) to a temporary folder, writes
+// every file the example shows there (each code block right after a line naming its path in
+// backquotes), inserts the routes into newServer in app/server.go after the last route, then vets
+// the copy and runs the migrations' tests and the example's own test there.
+//
+// Run it from the repository root: go run ./.ci/workedexample
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "workedexample:", err)
+		os.Exit(1)
+	}
+}
+
+// block is a code block of the README and the path it belongs to.
+type block struct{ path, code string }
+
+var (
+	pathLine  = regexp.MustCompile("^`([A-Za-z0-9_./-]+\\.(go|sql))`$")
+	routeLine = regexp.MustCompile(`^\tsrv\.(Get|Post|Put|Patch|Delete)\(`)
+)
+
+func run() error {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		return err
+	}
+	section, ok := between(string(readme), "## Add a protected endpoint", "\n## ")
+	if !ok {
+		return fmt.Errorf("README.md has no section '## Add a protected endpoint'")
+	}
+	blocks := parse(section)
+	if len(blocks) < 4 {
+		return fmt.Errorf("found %d code blocks with a path in the worked example, want at least 4", len(blocks))
+	}
+	dir, err := os.MkdirTemp("", "workedexample-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := sh(".", "git", "clone", "--quiet", ".", dir); err != nil {
+		return err
+	}
+	for _, b := range blocks {
+		dst := filepath.Join(dir, b.path)
+		if b.path == "app/server.go" {
+			if err := insertRoutes(dst, b.code); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := os.Stat(dst); err == nil {
+			return fmt.Errorf("%s already exists in the template; the example must add new files", b.path)
+		}
+		if err := os.WriteFile(dst, []byte(b.code), 0o644); err != nil {
+			return err
+		}
+		fmt.Println("wrote", b.path)
+	}
+	for _, args := range [][]string{
+		{"go", "vet", "./..."},
+		{"go", "test", "-count=1", "./migrations"},
+		{"go", "test", "-count=1", "-run", "^TestNotes$", "-v", "./tests"},
+	} {
+		if err := sh(dir, args...); err != nil {
+			return err
+		}
+	}
+	fmt.Println("the worked example builds, migrates up and down, and its test passes")
+	return nil
+}
+
+// between returns the text from start up to the next end after it.
+func between(s, start, end string) (string, bool) {
+	i := strings.Index(s, start)
+	if i < 0 {
+		return "", false
+	}
+	s = s[i+len(start):]
+	if j := strings.Index(s, end); j >= 0 {
+		s = s[:j]
+	}
+	return s, true
+}
+
+// parse finds each fenced code block whose nearest non-blank line before it is a path in
+// backquotes.
+func parse(section string) []block {
+	var (
+		blocks []block
+		path   string
+		code   *strings.Builder
+	)
+	sc := bufio.NewScanner(strings.NewReader(section))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case code != nil && line == "```":
+			blocks = append(blocks, block{path, code.String()})
+			code, path = nil, ""
+		case code != nil:
+			code.WriteString(line + "\n")
+		case strings.HasPrefix(line, "```") && path != "":
+			code = &strings.Builder{}
+		case pathLine.MatchString(line):
+			path = pathLine.FindStringSubmatch(line)[1]
+		case strings.TrimSpace(line) != "":
+			path = ""
+		}
+	}
+	return blocks
+}
+
+// insertRoutes puts routes after the last route line of newServer in the file at path.
+func insertRoutes(path, routes string) error {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	lines := strings.SplitAfter(string(src), "\n")
+	last := -1
+	for i, l := range lines {
+		if routeLine.MatchString(l) {
+			last = i
+		}
+	}
+	if last < 0 {
+		return fmt.Errorf("%s: no route line to add the routes after", path)
+	}
+	out := strings.Join(lines[:last+1], "") + routes + strings.Join(lines[last+1:], "")
+	fmt.Println("added the routes to", path)
+	return os.WriteFile(path, []byte(out), 0o644)
+}
+
+func sh(dir string, args ...string) error {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: %w", strings.Join(args, " "), err)
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// DefaultCapacity is the default number of entries in the memory tier.
+const DefaultCapacity = 2000
+
+// Config tunes a Store. Start from DefaultConfig; New rejects values that make no sense.
+type Config struct {
+	// Capacity is how many entries the memory tier holds; the least recently used entry makes
+	// room for a new one. 0 turns the memory tier off: every Get reads Postgres.
+	Capacity int
+	// MaxAge bounds how long any entry stays in memory, whatever its expiry, including entries
+	// that never expire. It is also the longest a copy could stay stale if a notification were
+	// ever lost without the listening connection dropping.
+	MaxAge time.Duration
+	// QueryTimeout is the deadline of every Postgres call the store makes, on top of any
+	// deadline in the caller's context.
+	QueryTimeout time.Duration
+	// ListenURL is a connection string for the LISTEN connection. Empty means the pool's own
+	// connection settings. Set it when the pool goes through a transaction-mode pooler such as
+	// PgBouncer, where LISTEN does not work: it must reach Postgres directly.
+	ListenURL string
+	// ReconnectMin and ReconnectMax bound the backoff between attempts to listen again.
+	ReconnectMin, ReconnectMax time.Duration
+	// Lease is how long the memory tier may serve after the listener last heard from Postgres
+	// (a notification, or the answer to a ping). Past it, every Get reads Postgres until the
+	// listener is heard from again, so a listening connection that hangs without being reset
+	// serves a session deleted elsewhere for at most Lease.
+	Lease time.Duration
+	// HealthInterval is how long the listener waits for a notification before it pings its
+	// connection to renew the lease. It must be below Lease; a silent instance sends about one
+	// ping per HealthInterval.
+	HealthInterval time.Duration
+	// SweepInterval is how often expired rows and tombstones leave Postgres and expired
+	// entries leave memory. Any positive duration is honoured.
+	SweepInterval time.Duration
+	// Tombstones makes a Delete (and Reset) refuse later writes to the deleted key until its
+	// row would have expired: Set returns ErrDeleted, so a request that loaded a session
+	// before a logout cannot save it back. On in DefaultConfig, as sessions need. Off, the
+	// Store is a plain fiber.Storage: a key may be set again right after it was deleted, as a
+	// rate limiter, CSRF token store or cache expects.
+	Tombstones bool
+	// Now is the clock of expiries. Nil means time.Now. (The lease runs on the real clock.)
+	Now func() time.Time
+	// Decode, if set, turns a stored value into the form the application reads, for
+	// GetDecoded. Its result is kept with the memory entry and shared by every caller until the
+	// value changes, so it must never be modified after Decode returns.
+	Decode func(val []byte) (any, error)
+}
+
+// DefaultConfig returns the defaults: 2,000 entries, 10 minutes maximum age in memory, 3 s per
+// Postgres call, reconnecting after 100 ms to 2 s, a 1.5 s lease renewed by a ping after 500 ms
+// of silence, a sweep every 10 s, and tombstones on.
+func DefaultConfig() Config {
+	return Config{
+		Capacity:       DefaultCapacity,
+		MaxAge:         10 * time.Minute,
+		QueryTimeout:   3 * time.Second,
+		ReconnectMin:   100 * time.Millisecond,
+		ReconnectMax:   2 * time.Second,
+		Lease:          1500 * time.Millisecond,
+		HealthInterval: 500 * time.Millisecond,
+		SweepInterval:  10 * time.Second,
+		Tombstones:     true,
+		Now:            time.Now,
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Capacity < 0 {
+		errs = append(errs, fmt.Errorf("Capacity %d is negative", c.Capacity))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"MaxAge", c.MaxAge}, {"QueryTimeout", c.QueryTimeout}, {"ReconnectMin", c.ReconnectMin},
+		{"ReconnectMax", c.ReconnectMax}, {"Lease", c.Lease}, {"HealthInterval", c.HealthInterval},
+		{"SweepInterval", c.SweepInterval},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %v", d.name, d.v))
+		}
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		errs = append(errs, fmt.Errorf("ReconnectMax %v is below ReconnectMin %v", c.ReconnectMax, c.ReconnectMin))
+	}
+	if c.HealthInterval >= c.Lease {
+		errs = append(errs, fmt.Errorf("HealthInterval %v must be below Lease %v", c.HealthInterval, c.Lease))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("storage: config: %w", err)
+	}
+	return nil
+}

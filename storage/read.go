@@ -1,0 +1,163 @@
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+)
+
+// Get returns the value of key, or nil when it does not exist or has expired.
+func (s *Store) Get(key string) ([]byte, error) {
+	return s.GetWithContext(context.Background(), key)
+}
+
+// GetWithContext is Get with the caller's deadline and cancellation: a context already ended
+// returns its error, on a memory hit as on a miss. Concurrent misses for one key share a single
+// Postgres read; a caller whose context ends stops waiting for it.
+func (s *Store) GetWithContext(ctx context.Context, key string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if key == "" {
+		return nil, nil
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if s.mem != nil && s.servingLocked() {
+		if v, ok := s.mem.get(key, now); ok {
+			s.mu.Unlock()
+			s.stats.hits.Add(1)
+			return v, nil
+		}
+	}
+	s.mu.Unlock()
+	return s.miss(ctx, key)
+}
+
+// GetDecoded returns Config.Decode of key's value, or nil when the key does not exist or has
+// expired. The decoded form lives with the memory entry: a warm key is decoded once per value,
+// not once per call, and a hit copies, hashes and allocates nothing. Without Config.Decode it
+// returns an error; a context already ended returns its error.
+func (s *Store) GetDecoded(ctx context.Context, key string) (any, error) {
+	if s.cfg.Decode == nil {
+		return nil, errors.New("storage: GetDecoded needs Config.Decode")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if key == "" {
+		return nil, nil
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if s.mem != nil && s.servingLocked() {
+		if n, ok := s.mem.touch(key, now); ok && n.decoded != nil {
+			d := n.decoded
+			s.mu.Unlock()
+			s.stats.hits.Add(1)
+			return d, nil
+		}
+	}
+	s.mu.Unlock()
+
+	val, err := s.GetWithContext(ctx, key)
+	if err != nil || val == nil {
+		return nil, err
+	}
+	d, err := s.cfg.Decode(val)
+	if err != nil {
+		return nil, fmt.Errorf("storage: decode: %w", err)
+	}
+	// Keep it with the entry only if the entry still holds exactly these bytes.
+	digest := sha256.Sum256(val)
+	s.mu.Lock()
+	if s.mem != nil {
+		if n, ok := s.mem.byKey[key]; ok && n.digest == digest {
+			n.decoded = d
+		}
+	}
+	s.mu.Unlock()
+	return d, nil
+}
+
+// miss reads key from Postgres, joining the read already in flight for it if there is one.
+func (s *Store) miss(ctx context.Context, key string) ([]byte, error) {
+	h := hashKey(key)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	s.stats.misses.Add(1)
+	f := s.acquireLocked(h)
+	ld := f.load
+	if ld == nil {
+		ld = &load{done: make(chan struct{})}
+		f.load = ld
+		f.refs++ // the loader's own reference
+		since, epoch := f.gen, s.epoch
+		s.wg.Add(1)
+		go s.loadKey(context.WithoutCancel(ctx), key, h, f, ld, since, epoch)
+	}
+	s.mu.Unlock()
+
+	defer s.release(h, f)
+	select {
+	case <-ld.done:
+		if ld.err != nil {
+			return nil, ld.err
+		}
+		if ld.val == nil {
+			return nil, nil
+		}
+		return append([]byte(nil), ld.val...), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// loadKey reads key from Postgres for every Get waiting on ld, and fills memory if the fill
+// rule (mayFillLocked) allows it.
+func (s *Store) loadKey(parent context.Context, key, h string, f *flight, ld *load, since, epoch uint64) {
+	defer s.wg.Done()
+	ctx, cancel := s.callContext(parent)
+	defer cancel()
+
+	s.callHook("load:before", h)
+	val, e, err := s.tier.get(ctx, h)
+	s.stats.reads.Add(1)
+	s.callHook("load:after", h)
+	now := s.cfg.Now()
+	if err == nil && (expired(e, now) || len(val) == 0) {
+		val = nil // an empty value can only come from outside the store; Fiber treats it as absent
+	}
+	if err != nil {
+		err = fmt.Errorf("storage: get: %w", err)
+	}
+
+	var row rowState
+	if val != nil {
+		row = rowState{digest: sha256.Sum256(val), e: e} // outside the lock
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f.load == ld {
+		f.load = nil
+	}
+	if val != nil && s.mayFillLocked(f, since, epoch, row, now) {
+		s.fillLocked(key, h, val, row, now)
+	}
+	ld.val, ld.err = val, err
+	close(ld.done)
+	s.releaseLocked(h, f)
+}

@@ -1,0 +1,139 @@
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Set stores val under key for exp (0: no expiry). Postgres is written first; memory holds the
+// value only once Postgres has accepted it. An empty key or value is ignored, as in Fiber.
+// The row keeps its expiry in whole unix seconds, rounded down: the value is never returned
+// after exp has passed, and may stop being returned up to a second before. It returns
+// ErrDeleted when key was deleted and has not expired yet (Config.Tombstones), and a negative
+// exp is an error.
+func (s *Store) Set(key string, val []byte, exp time.Duration) error {
+	return s.SetWithContext(context.Background(), key, val, exp)
+}
+
+// SetWithContext is Set with the caller's deadline and cancellation. When it returns an error
+// other than ErrDeleted the write may or may not have reached Postgres (a deadline can strike
+// after the commit); memory then holds no copy of the key, so the next Get reads the truth.
+func (s *Store) SetWithContext(ctx context.Context, key string, val []byte, exp time.Duration) error {
+	if key == "" || len(val) == 0 {
+		return nil
+	}
+	if exp < 0 {
+		return fmt.Errorf("storage: set: negative expiry %v", exp)
+	}
+	h := hashKey(key)
+	val = append([]byte(nil), val...) // Fiber reuses its buffers
+	row := rowState{digest: sha256.Sum256(val), e: rowExpiry(s.cfg.Now(), exp)}
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	f := s.beginWriteLocked(h)
+	since, epoch := f.gen, s.epoch
+	s.mu.Unlock()
+
+	ctx, cancel := s.callContext(ctx)
+	s.callHook("set:before", h)
+	err := s.tier.set(ctx, h, val, row.e)
+	cancel()
+	s.stats.writes.Add(1)
+	s.callHook("set:after", h)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f.writers--
+	fill := err == nil && s.mayFillLocked(f, since, epoch, row, s.cfg.Now())
+	s.bumpLocked(f) // reads that began during the write must not fill the old value
+	if fill {
+		s.fillLocked(key, h, val, row, s.cfg.Now())
+	}
+	s.releaseLocked(h, f)
+	if errors.Is(err, ErrDeleted) {
+		return ErrDeleted
+	}
+	if err != nil {
+		return fmt.Errorf("storage: set: %w", err)
+	}
+	return nil
+}
+
+// Delete removes key from Postgres and from memory. Deleting a missing key is not an error.
+// With Config.Tombstones, once Delete of an existing row returns, no Set can bring the key back
+// until the row's expiry has passed (seven days for a row without expiry): such a Set returns
+// ErrDeleted. A Set whose row was not yet committed when Delete ran is not covered: there was
+// nothing to delete.
+func (s *Store) Delete(key string) error {
+	return s.DeleteWithContext(context.Background(), key)
+}
+
+// DeleteWithContext is Delete with the caller's deadline and cancellation.
+func (s *Store) DeleteWithContext(ctx context.Context, key string) error {
+	if key == "" {
+		return nil
+	}
+	h := hashKey(key)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	f := s.beginWriteLocked(h)
+	s.mu.Unlock()
+
+	ctx, cancel := s.callContext(ctx)
+	s.callHook("delete:before", h)
+	err := s.tier.delete(ctx, h)
+	cancel()
+	s.stats.deletes.Add(1)
+
+	s.mu.Lock()
+	f.writers--
+	s.bumpLocked(f)
+	if s.mem != nil {
+		s.mem.remove(h)
+	}
+	s.releaseLocked(h, f)
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("storage: delete: %w", err)
+	}
+	return nil
+}
+
+// Reset deletes every key from Postgres and from memory.
+func (s *Store) Reset() error {
+	return s.ResetWithContext(context.Background())
+}
+
+// ResetWithContext is Reset with the caller's deadline and cancellation.
+func (s *Store) ResetWithContext(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.flushLocked()
+	s.mu.Unlock()
+	s.stats.flushes.Add(1)
+
+	ctx, cancel := s.callContext(ctx)
+	err := s.tier.reset(ctx)
+	cancel()
+
+	s.mu.Lock()
+	s.flushLocked()
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("storage: reset: %w", err)
+	}
+	return nil
+}
