@@ -57,8 +57,8 @@ func TestParseArgs(t *testing.T) {
 	for _, tt := range tests {
 		cmd, args, err := parseArgs(tt.args)
 		if tt.want == "" {
-			if err == nil || !strings.Contains(err.Error(), "sessions help") {
-				t.Errorf("parseArgs(%q): got %v, want an error pointing to sessions help", tt.args, err)
+			if err == nil || !strings.Contains(err.Error(), Name+" help") {
+				t.Errorf("parseArgs(%q): got %v, want an error pointing to %s help", tt.args, err, Name)
 			}
 			continue
 		}
