@@ -18,7 +18,7 @@ func main() {
 	err := app.Run(ctx, os.Args[1:], os.LookupEnv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "sessions:", err)
+		fmt.Fprintln(os.Stderr, app.Name+":", err)
 		os.Exit(1)
 	}
 }

@@ -16,6 +16,10 @@ import (
 	"github.com/gofiber-template/sessions/storage"
 )
 
+// Name is the program's name, as its usage text and error messages show it. tools/init renames
+// it, with the module, when the template becomes someone's own project.
+const Name = "sessions"
+
 // command is one of the program's commands. The table below is the only list of them: the
 // usage text, the parser and the tests all read it, so a new command is one entry and its
 // function.
@@ -67,10 +71,10 @@ func (e *cmdEnv) db(ctx context.Context, migrate bool) (*pgxpool.Pool, error) {
 // usageLine is a command as the usage text shows it: "user create EMAIL".
 func (c command) usageLine() string { return strings.Join(append([]string{c.words}, c.args...), " ") }
 
-// usage is the text of sessions help.
+// usage is the text of the help command.
 func usage() string {
 	var b strings.Builder
-	b.WriteString("usage: sessions [command]\n\n")
+	fmt.Fprintf(&b, "usage: %s [command]\n\n", Name)
 	for _, c := range commands {
 		fmt.Fprintf(&b, "  %-22s %s\n", c.usageLine(), c.help)
 	}
@@ -102,7 +106,7 @@ func parseArgs(args []string) (*command, []string, error) {
 	if len(near) > 0 {
 		why = "want " + strings.Join(near, " or ")
 	}
-	return nil, nil, fmt.Errorf("%s; run 'sessions help' for the commands", why)
+	return nil, nil, fmt.Errorf("%s; run '%s help' for the commands", why, Name)
 }
 
 func runServe(ctx context.Context, e *cmdEnv, _ []string) error {
@@ -193,7 +197,7 @@ func runUserPasswd(ctx context.Context, e *cmdEnv, args []string) error {
 func readPassword(r io.Reader) (string, error) {
 	line, err := bufio.NewReader(r).ReadString('\n')
 	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
-		return "", errors.New("no password on standard input; pipe one line, e.g. echo 'my password' | sessions user create EMAIL")
+		return "", fmt.Errorf("no password on standard input; pipe one line, e.g. echo 'my password' | %s user create EMAIL", Name)
 	}
 	return strings.TrimRight(line, "\r\n"), nil
 }

@@ -59,8 +59,8 @@ func TestParseArgs(t *testing.T) {
 	for _, tt := range tests {
 		cmd, args, err := parseArgs(tt.args)
 		if tt.want == "" {
-			if err == nil || !strings.Contains(err.Error(), "sessions help") {
-				t.Errorf("parseArgs(%q): got %v, want an error pointing to sessions help", tt.args, err)
+			if err == nil || !strings.Contains(err.Error(), Name+" help") {
+				t.Errorf("parseArgs(%q): got %v, want an error pointing to %s help", tt.args, err, Name)
 			}
 			continue
 		}
@@ -178,7 +178,7 @@ func TestUserCommands(t *testing.T) {
 	t.Parallel()
 	vars := map[string]string{"DATABASE_URL": pgtest.NewURL(t)}
 
-	out, err := run(t, vars, "first long password\n", "user", "create", " Ada@Example.com ")
+	out, err := run(t, vars, "first copper kettle tune\n", "user", "create", " Ada@Example.com ")
 	if err != nil || !strings.Contains(out, "created user 1 ada@example.com") {
 		t.Fatalf("user create: got %q, %v; want created user 1 ada@example.com", out, err)
 	}
@@ -188,16 +188,16 @@ func TestUserCommands(t *testing.T) {
 		args        []string
 		want        string
 	}{
-		{"duplicate email", "another password\n", []string{"user", "create", "ADA@example.com"}, "already exists"},
-		{"bad email", "another password\n", []string{"user", "create", "not an email"}, "not an email address"},
-		{"display name", "another password\n", []string{"user", "create", "Ada <ada2@example.com>"}, "not an email address"},
+		{"duplicate email", "another velvet harbour moth\n", []string{"user", "create", "ADA@example.com"}, "already exists"},
+		{"bad email", "another velvet harbour moth\n", []string{"user", "create", "not an email"}, "not an email address"},
+		{"display name", "another velvet harbour moth\n", []string{"user", "create", "Ada <ada2@example.com>"}, "not an email address"},
 		{"short password", "short\n", []string{"user", "create", "bob@example.com"}, "password too short"},
 		{"no password", "", []string{"user", "create", "bob@example.com"}, "no password on standard input"},
-		{"unknown user", "a fine long password\n", []string{"user", "passwd", "nobody@example.com"}, "no user with email nobody@example.com"},
+		{"unknown user", "a fine brass lantern glow\n", []string{"user", "passwd", "nobody@example.com"}, "no user with email nobody@example.com"},
 		{"short new password", "short\n", []string{"user", "passwd", "ada@example.com"}, "password too short"},
 		{"common password", "passwordpassword\n", []string{"user", "create", "bob@example.com"}, "too easy to guess"},
 		{"common new password", "1234567890123456\n", []string{"user", "passwd", "ada@example.com"}, "too easy to guess"},
-		{"PASSWORD_MIN_LENGTH", "a fine long password\n", []string{"user", "create", "bob@example.com"}, "want at least 30 characters"},
+		{"PASSWORD_MIN_LENGTH", "a fine brass lantern glow\n", []string{"user", "create", "bob@example.com"}, "want at least 30 characters"},
 	}
 	for _, tt := range failures {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,12 +212,12 @@ func TestUserCommands(t *testing.T) {
 		})
 	}
 
-	out, err = run(t, vars, "second long password\n", "user", "passwd", "ada@EXAMPLE.com")
+	out, err = run(t, vars, "second copper kettle tune\n", "user", "passwd", "ada@EXAMPLE.com")
 	if err != nil || !strings.Contains(out, "ended 0 sessions") {
 		t.Fatalf("user passwd: got %q, %v", out, err)
 	}
 	a := testAccounts(pgtest.Pool(t, vars["DATABASE_URL"]), io.Discard)
-	for pw, want := range map[string]bool{"first long password": false, "second long password": true} {
+	for pw, want := range map[string]bool{"first copper kettle tune": false, "second copper kettle tune": true} {
 		u, ok, err := a.Authenticate(context.Background(), "ADA@example.com", pw, "192.0.2.1")
 		if err != nil || ok != want || (ok && u.Email != "ada@example.com") {
 			t.Errorf("Authenticate with %q after passwd: got %+v, %v, %v; want ok=%v", pw, u, ok, err, want)
@@ -245,7 +245,7 @@ func TestMigrateCommands(t *testing.T) {
 func TestAuthenticateUnknownAndWrongLookAlike(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewPool(t)
-	if _, err := createUser(context.Background(), db, "ada@example.com", "the long password", 15); err != nil {
+	if _, err := createUser(context.Background(), db, "ada@example.com", "copper kettle on the stove", 15); err != nil {
 		t.Fatal(err)
 	}
 	a := testAccounts(db, io.Discard)
@@ -286,7 +286,7 @@ func testAccounts(db *pgxpool.Pool, w io.Writer) *accounts {
 // belong in notes, not in assertions.
 func BenchmarkAuthenticate(b *testing.B) {
 	db, _ := pgtest.NewPool(b)
-	if _, err := createUser(context.Background(), db, "ada@example.com", "the long password", 15); err != nil {
+	if _, err := createUser(context.Background(), db, "ada@example.com", "copper kettle on the stove", 15); err != nil {
 		b.Fatal(err)
 	}
 	a := testAccounts(db, io.Discard)

@@ -197,7 +197,7 @@ func TestAuthenticateRechecksTheThrottleInTheSlot(t *testing.T) {
 	_, dbURL := pgtest.NewPool(t)
 	var statements pgtest.Counter
 	db := pgtest.PoolWithCounter(t, dbURL, &statements)
-	if _, err := createUser(context.Background(), db, "ada@example.com", "the long password", 15); err != nil {
+	if _, err := createUser(context.Background(), db, "ada@example.com", "copper kettle on the stove", 15); err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
@@ -210,7 +210,7 @@ func TestAuthenticateRechecksTheThrottleInTheSlot(t *testing.T) {
 	errs := make(chan error, waiting)
 	for range waiting {
 		go func() {
-			_, _, err := a.Authenticate(context.Background(), "ada@example.com", "the long password", "192.0.2.1")
+			_, _, err := a.Authenticate(context.Background(), "ada@example.com", "copper kettle on the stove", "192.0.2.1")
 			errs <- err
 		}()
 	}

@@ -51,7 +51,7 @@ func serveApp() error {
 		store = s
 		fmt.Printf("READY %s %s\n", addr, ctl.Addr())
 	}}
-	return app.Run(ctx, []string{"serve"}, os.Getenv, os.Stdin, os.Stdout, os.Stderr, h)
+	return app.Run(ctx, []string{"serve"}, os.LookupEnv, os.Stdin, os.Stdout, os.Stderr, h)
 }
 
 // seedMemory copies the sessions of the cookies listed in file from Postgres into the in-memory
