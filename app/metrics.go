@@ -75,7 +75,7 @@ func (m *metrics) observeLogin(outcome string) {
 func serveMetrics(addr string, m *metrics, log *slog.Logger) (string, func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", nil, fmt.Errorf("cannot listen on %s (METRICS_ADDR; set it empty to serve no metrics): %v", addr, err)
+		return "", nil, fmt.Errorf("cannot listen on %s (METRICS_ADDR; set it empty to serve no metrics): %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))

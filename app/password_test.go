@@ -76,7 +76,7 @@ func TestCheckPasswordRejectsMalformedHashes(t *testing.T) {
 
 func TestCheckNewPassword(t *testing.T) {
 	t.Parallel()
-	const min = 15 // the default PASSWORD_MIN_LENGTH
+	const minLen = 15 // the default PASSWORD_MIN_LENGTH
 	// A strong phrase of n characters, to test lengths apart from guessability.
 	phrase := func(n int) string {
 		return strings.Repeat("quartz vivid ember lantern hollow ", 40)[:n]
@@ -86,8 +86,8 @@ func TestCheckNewPassword(t *testing.T) {
 		ok             bool
 	}{
 		{"empty", "", false},
-		{"one under the minimum", phrase(min - 1), false},
-		{"the minimum", phrase(min), true},
+		{"one under the minimum", phrase(minLen - 1), false},
+		{"the minimum", phrase(minLen), true},
 		{"64 characters, NIST's least maximum", phrase(64), true},
 		{"multi-byte counts characters, not bytes", "ébène quartz vivid", true},
 		{"15 bytes but 8 characters", "éééééééé", false},
@@ -101,7 +101,7 @@ func TestCheckNewPassword(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := checkNewPassword(tt.password, "ada@example.com", min); (err == nil) != tt.ok {
+			if err := checkNewPassword(tt.password, "ada@example.com", minLen); (err == nil) != tt.ok {
 				t.Errorf("checkNewPassword(%.30q): got %v, want ok=%v", tt.password, err, tt.ok)
 			}
 		})

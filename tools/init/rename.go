@@ -147,11 +147,11 @@ func pathChar(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._~-", c) >= 0
 }
 
-// replaceModulePath replaces old wherever it is a whole module path or the prefix of a package
+// replaceModulePath replaces old with repl wherever it is a whole module path or the prefix of a package
 // path: not preceded by a path character (a slash may precede it, as in a URL) and followed by
 // the end, a slash or a character that cannot continue a path element.
-func replaceModulePath(line, old, new string) string {
-	if old == new || !strings.Contains(line, old) {
+func replaceModulePath(line, old, repl string) string {
+	if old == repl || !strings.Contains(line, old) {
 		return line
 	}
 	var b strings.Builder
@@ -166,7 +166,7 @@ func replaceModulePath(line, old, new string) string {
 		end := start + len(old)
 		b.WriteString(rest[:i])
 		if (start == 0 || !pathChar(line[start-1])) && (end == len(line) || !pathChar(line[end])) {
-			b.WriteString(new)
+			b.WriteString(repl)
 		} else {
 			b.WriteString(old)
 		}
