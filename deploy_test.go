@@ -46,13 +46,14 @@ func dockerBuild(t *testing.T) string {
 func TestDockerBuildIsStatic(t *testing.T) {
 	t.Parallel()
 	cmdline := dockerBuild(t)
-	for _, flag := range []string{"-trimpath", "-o /out/sessions"} {
+	out := "/out/" + app.Name
+	for _, flag := range []string{"-trimpath", "-o " + out} {
 		if !strings.Contains(cmdline, flag) {
 			t.Fatalf("Dockerfile build %q: want %s", cmdline, flag)
 		}
 	}
-	bin := filepath.Join(t.TempDir(), "sessions")
-	build := exec.Command("sh", "-c", strings.Replace(cmdline, "/out/sessions", bin, 1))
+	bin := filepath.Join(t.TempDir(), app.Name)
+	build := exec.Command("sh", "-c", strings.Replace(cmdline, out, bin, 1))
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", cmdline, err, out)
 	}
@@ -91,10 +92,10 @@ func TestDockerBuildIsStatic(t *testing.T) {
 	health := exec.Command(bin, "health")
 	health.Dir = t.TempDir() // no .env
 	health.Env = []string{"PORT=" + port}
-	out, err := health.CombinedOutput()
+	output, err := health.CombinedOutput()
 	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "/readyz") {
-		t.Errorf("sessions health with nothing on port %s: got %v, output %q; want exit status 1 naming /readyz", port, err, out)
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(output), "/readyz") {
+		t.Errorf("%s health with nothing on port %s: got %v, output %q; want exit status 1 naming /readyz", app.Name, port, err, output)
 	}
 }
 
@@ -136,7 +137,7 @@ func TestComposeFile(t *testing.T) {
 	if got := srv.DependsOn["postgres"].Condition; got != "service_healthy" {
 		t.Errorf("compose.yaml app depends_on postgres: got condition %q, want service_healthy", got)
 	}
-	if want := []string{"CMD", "/sessions", "health"}; !slices.Equal(srv.Healthcheck.Test, want) {
+	if want := []string{"CMD", "/" + app.Name, "health"}; !slices.Equal(srv.Healthcheck.Test, want) {
 		t.Errorf("compose.yaml app healthcheck: got %q, want %q", srv.Healthcheck.Test, want)
 	}
 
