@@ -1,4 +1,4 @@
-package main
+package system
 
 import (
 	"bytes"
@@ -28,7 +28,7 @@ import (
 // continuation lines joined.
 func dockerBuild(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("Dockerfile")
+	b, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +54,7 @@ func TestDockerBuildIsStatic(t *testing.T) {
 	}
 	bin := filepath.Join(t.TempDir(), app.Name)
 	build := exec.Command("sh", "-c", strings.Replace(cmdline, out, bin, 1))
+	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", cmdline, err, out)
 	}
@@ -71,7 +72,7 @@ func TestDockerBuildIsStatic(t *testing.T) {
 	if libs, err := f.ImportedLibraries(); err != nil || len(libs) > 0 {
 		t.Errorf("binary imports libraries %v (%v), want none", libs, err)
 	}
-	wd, err := os.Getwd()
+	wd, err := filepath.Abs(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ type compose struct {
 
 func TestComposeFile(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile("compose.yaml")
+	b, err := os.ReadFile(filepath.Join(root, "compose.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestComposeFile(t *testing.T) {
 
 	// The app's environment is a valid configuration, of variables the server knows, on the
 	// postgres service.
-	example, err := os.ReadFile(".env.example")
+	example, err := os.ReadFile(filepath.Join(root, ".env.example"))
 	if err != nil {
 		t.Fatal(err)
 	}
