@@ -76,6 +76,11 @@ func TestMetricsAndRequestLog(t *testing.T) {
 	after := scrape(t, maddr)
 
 	delta := func(name string) float64 { return after[name] - before[name] }
+	for _, name := range []string{`http_requests_total{method="GET",route="/me",status="200"}`,
+		"sessions_memory_hits_total", "sessions_memory_misses_total", "sessions_postgres_reads_total",
+		"sessions_postgres_writes_total", `sessions_login_attempts_total{outcome="success"}`, "db_pool_acquires_total"} {
+		t.Logf("%s: %v before, %v after %d warm /me", name, before[name], after[name], warm)
+	}
 	if d := delta(`http_requests_total{method="GET",route="/me",status="200"}`); d != warm {
 		t.Errorf("GET /me 200 counted %v more, want %d", d, warm)
 	}
