@@ -1,4 +1,5 @@
-// The demo page: shows who is logged in (GET /me), logs in (POST /login) and out (POST /logout).
+// The demo page: shows who is logged in (GET /me), logs in (POST /login) and out (POST /logout),
+// lists where the user is logged in (GET /sessions) and ends any of those (DELETE /sessions/{id}).
 // The session cookie is HttpOnly: this script never sees it, the browser sends it.
 "use strict";
 
@@ -20,6 +21,48 @@ function show(user) {
   $("login").hidden = Boolean(user);
   $("account").hidden = !user;
   $("user").textContent = user ? user.email : "";
+  $("sessions").replaceChildren();
+  if (user) listSessions();
+}
+
+// listSessions fills the list of the user's sessions, each with a button that ends it. Every
+// text goes in through textContent: a user agent is whatever the client sent.
+async function listSessions() {
+  try {
+    const resp = await fetch("/sessions", { headers: { Accept: "application/json" } });
+    if (resp.status === 401) return show(null);
+    if (!resp.ok) return say(await failure(resp));
+    const items = (await resp.json()).map((s) => {
+      const li = document.createElement("li");
+      li.dataset.current = String(s.current);
+      const what = document.createElement("span");
+      what.textContent = (s.user_agent || "unknown browser") + (s.current ? " (this one)" : "");
+      const when = document.createElement("small");
+      when.textContent = `from ${s.address || "?"}, last used ${new Date(s.last_used).toLocaleString()}`;
+      what.append(when);
+      const end = document.createElement("button");
+      end.type = "button";
+      end.textContent = "End";
+      end.addEventListener("click", () => endSession(s));
+      li.append(what, end);
+      return li;
+    });
+    $("sessions").replaceChildren(...items);
+  } catch {
+    say("Cannot reach the server.");
+  }
+}
+
+async function endSession(s) {
+  say("");
+  try {
+    const resp = await fetch(`/sessions/${encodeURIComponent(s.id)}`, { method: "DELETE" });
+    if (!resp.ok && resp.status !== 404) return say(await failure(resp));
+    if (s.current) return show(null); // ending this one is logging out
+    listSessions();
+  } catch {
+    say("Cannot reach the server.");
+  }
 }
 
 async function failure(resp) {

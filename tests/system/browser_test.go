@@ -146,6 +146,26 @@ func TestBrowser(t *testing.T) {
 	if got := text("#user"); got != email {
 		t.Errorf("after a reload the page shows %q, want %q", got, email)
 	}
+
+	// Where you are logged in: a second session, from another device, appears in the list and
+	// ends with its button; the page's own session goes on.
+	other := loginCookie(t, s, "second-device/1.0")
+	step("list both sessions", chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`#sessions li[data-current="false"]`)), screenshot("2-sessions.png"))
+	if got := text(`#sessions li[data-current="false"] span`); !strings.Contains(got, "second-device/1.0") {
+		t.Errorf("the other session is listed as %q, want its user agent second-device/1.0", got)
+	}
+	if !strings.Contains(text(`#sessions li[data-current="true"] span`), "(this one)") {
+		t.Error("the page's own session is not marked as this one")
+	}
+	step("end the other session", chromedp.Click(chromedp.CSS(`#sessions li[data-current="false"] button`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`#sessions li[data-current="false"]`)))
+	if got := meWithCookie(t, s, other); got != http.StatusUnauthorized {
+		t.Errorf("GET /me with the ended session's cookie: got %d, want 401", got)
+	}
+	if got := text("#user"); got != email {
+		t.Errorf("after ending the other session the page shows %q, want %q still logged in", got, email)
+	}
 	step("log out", chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("login")))
 	step("reload while logged out", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("login")))
 	if !eval(`document.getElementById("account").hidden`) {
@@ -153,7 +173,7 @@ func TestBrowser(t *testing.T) {
 	}
 
 	step("wrong password", logIn("not the password"), chromedp.WaitVisible(chromedp.ID("message")),
-		screenshot("2-wrong-password.png"))
+		screenshot("3-wrong-password.png"))
 	if got, want := text("#message"), "Wrong email or password."; got != want {
 		t.Errorf("wrong password: the page says %q, want %q", got, want)
 	}
@@ -174,6 +194,53 @@ func TestBrowser(t *testing.T) {
 	if p := problemsSoFar(); len(p) == 0 || !strings.Contains(strings.Join(p, " "), "Content Security Policy") {
 		t.Errorf("the blocked inline handler was not reported (got %q): this test would miss CSP violations", p)
 	}
+}
+
+// loginCookie logs in over HTTP as another device with this User-Agent and returns its session
+// cookie, as "name=value". (A cookie jar would not hand a Secure cookie back over plain HTTP.)
+func loginCookie(t *testing.T, s *server, userAgent string) string {
+	t.Helper()
+	req, err := http.NewRequest("POST", s.URL+"/login",
+		strings.NewReader(fmt.Sprintf(`{"email":%q,"password":%q}`, email, password)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", userAgent)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBody(t, resp)
+	for _, c := range resp.Cookies() {
+		if c.Value != "" {
+			return c.Name + "=" + c.Value
+		}
+	}
+	t.Fatalf("login as %s: got %d and no session cookie", userAgent, resp.StatusCode)
+	return ""
+}
+
+// meWithCookie answers the status of GET /me with cookie ("name=value").
+func meWithCookie(t *testing.T, s *server, cookie string) int {
+	t.Helper()
+	req, err := http.NewRequest("GET", s.URL+"/me", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Cookie", cookie)
+	resp := doRespReq(t, req)
+	readBody(t, resp)
+	return resp.StatusCode
+}
+
+func doRespReq(t *testing.T, req *http.Request) *http.Response {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	return resp
 }
 
 // newChromium starts headless Chromium for the test and closes it when the test ends. It fails
