@@ -37,17 +37,28 @@ func CurrentUser(c *fiber.Ctx) User {
 	return u
 }
 
-// loggerKey is the c.Locals key of the request's logger.
-type loggerKey struct{}
+// requestKey is the c.Locals key of the request's logging context.
+type requestKey struct{}
 
-// SetLogger records l as the logger of the request. Only app's request-log middleware calls it.
-func SetLogger(c *fiber.Ctx, l *slog.Logger) { c.Locals(loggerKey{}, l) }
+// requestLog is what Logger needs: the server's logger and the request's id. The logger that
+// carries the id is made only when a handler asks for it, so requests that log nothing of their
+// own pay nothing for it.
+type requestLog struct {
+	base *slog.Logger
+	id   string
+}
 
-// Logger returns the request's logger, which adds the request's id to every line. Outside a
-// request that went through app's middleware it returns slog.Default().
+// SetRequestLog records the server's logger and the request's id. Only app's request-log
+// middleware calls it.
+func SetRequestLog(c *fiber.Ctx, base *slog.Logger, id string) {
+	c.Locals(requestKey{}, requestLog{base, id})
+}
+
+// Logger returns the request's logger, which adds the request's id (request_id) to every line.
+// Outside a request that went through app's middleware it returns slog.Default().
 func Logger(c *fiber.Ctx) *slog.Logger {
-	if l, ok := c.Locals(loggerKey{}).(*slog.Logger); ok {
-		return l
+	if r, ok := c.Locals(requestKey{}).(requestLog); ok {
+		return r.base.With("request_id", r.id)
 	}
 	return slog.Default()
 }
