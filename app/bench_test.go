@@ -10,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
+	"github.com/gofiber-template/sessions/handlers"
 	"github.com/gofiber-template/sessions/internal/pgtest"
 	"github.com/gofiber-template/sessions/storage"
 )
@@ -53,10 +54,14 @@ func BenchmarkMe(b *testing.B) {
 		name    string
 		handler fasthttp.RequestHandler
 		sid     string
+		path    string
 	}{
-		{"Tiered", newServer(cfg, db, tiered, ids, nil, Hooks{Now: time.Now}, log).Handler(), ""},
-		{"InMemory", newServer(cfg, db, inMemory, ids, nil, Hooks{Now: time.Now, InMemoryStore: true}, log).Handler(), ""},
-		{"Bare", bare.Handler(), "none"},
+		{"Tiered", newServer(cfg, db, tiered, ids, nil, Hooks{Now: time.Now}, log).Handler(), "", "/me"},
+		// The same server with a /me that skips the guard: the cost of the session layer alone is
+		// Tiered minus this (the request log, headers and checks are paid by every route).
+		{"Unguarded", unguarded(newServer(cfg, db, tiered, ids, nil, Hooks{Now: time.Now}, log)), "none", "/me-unguarded"},
+		{"InMemory", newServer(cfg, db, inMemory, ids, nil, Hooks{Now: time.Now, InMemoryStore: true}, log).Handler(), "", "/me"},
+		{"Bare", bare.Handler(), "none", "/me"},
 	} {
 		if bb.sid == "" {
 			bb.sid = benchLogin(b, bb.handler)
@@ -67,7 +72,7 @@ func BenchmarkMe(b *testing.B) {
 			for b.Loop() {
 				ctx.Request.Reset()
 				ctx.Response.Reset()
-				ctx.Request.SetRequestURI("/me")
+				ctx.Request.SetRequestURI(bb.path)
 				ctx.Request.Header.SetCookie(cookieName(cfg.CookieSecure), bb.sid)
 				bb.handler(&ctx)
 				if ctx.Response.StatusCode() != 200 {
@@ -79,6 +84,16 @@ func BenchmarkMe(b *testing.B) {
 }
 
 // benchLogin logs in through handler and returns the session id.
+// unguarded adds to the app's routes a GET /me-unguarded that answers like handlers.Me without
+// the guard, and returns the app's handler.
+func unguarded(srv *fiber.App) fasthttp.RequestHandler {
+	srv.Get("/me-unguarded", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.JSON(handlers.User{ID: 1, Email: "ada@example.com"})
+	})
+	return srv.Handler()
+}
+
 func benchLogin(b *testing.B, handler fasthttp.RequestHandler) string {
 	b.Helper()
 	var login fasthttp.RequestCtx

@@ -102,15 +102,21 @@ func requestLog(log *slog.Logger, m *metrics) fiber.Handler {
 		}
 		status := c.Response().StatusCode()
 		elapsed := time.Since(start)
-		log.LogAttrs(c.Context(), slog.LevelInfo, "request",
-			slog.String("request_id", id),
-			slog.String("method", c.Method()),
-			slog.String("route", route),
-			slog.Int("status", status),
-			slog.Duration("duration", elapsed),
-			slog.Int("bytes", len(c.Response().Body())),
-			slog.String("client", c.IP()),
-		)
+		if h := log.Handler(); h.Enabled(c.Context(), slog.LevelInfo) {
+			// A record without a caller's PC: Logger.LogAttrs would walk the stack for one on
+			// every request, and the line's source is always this middleware.
+			r := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
+			r.AddAttrs(
+				slog.String("request_id", id),
+				slog.String("method", c.Method()),
+				slog.String("route", route),
+				slog.Int("status", status),
+				slog.Duration("duration", elapsed),
+				slog.Int("bytes", len(c.Response().Body())),
+				slog.String("client", c.IP()),
+			)
+			_ = h.Handle(c.Context(), r) // a log line that cannot be written is not the client's problem
+		}
 		if m != nil {
 			m.observeRequest(c.Method(), route, status, elapsed)
 		}

@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
+	"hash"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -18,7 +20,15 @@ import (
 // deployment (wrong length or alphabet, a random id, an altered one) is refused before the
 // session store sees it: a spray of made-up cookies costs no query. The key signs nothing
 // else; the store still keeps only the SHA-256 of each id.
-type sessionIDs struct{ key []byte }
+type sessionIDs struct {
+	key  []byte
+	macs *sync.Pool // of hmac.New(sha256.New, key): a MAC per request without allocating one
+}
+
+// newSessionIDs returns the sessionIDs that sign with key.
+func newSessionIDs(key []byte) sessionIDs {
+	return sessionIDs{key: key, macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+}
 
 const (
 	idRandLen = 26 // len(rand.Text())
@@ -50,9 +60,13 @@ func (s sessionIDs) Valid(id string) bool {
 }
 
 func (s sessionIDs) mac(random string) string {
-	m := hmac.New(sha256.New, s.key)
+	m := s.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write([]byte(random))
-	return macEncoding.EncodeToString(m.Sum(nil)[:16])
+	var sum [sha256.Size]byte
+	out := macEncoding.EncodeToString(m.Sum(sum[:0])[:16])
+	s.macs.Put(m)
+	return out
 }
 
 // loadSessionIDs returns the sessionIDs of the deployment whose database is db: it reads the
@@ -70,5 +84,5 @@ func loadSessionIDs(ctx context.Context, db *pgxpool.Pool) (sessionIDs, error) {
 	if err := db.QueryRow(ctx, "SELECT key FROM session_key").Scan(&key); err != nil {
 		return sessionIDs{}, fmt.Errorf("read the session key: %w", err)
 	}
-	return sessionIDs{key: key}, nil
+	return newSessionIDs(key), nil
 }

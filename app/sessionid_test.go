@@ -12,8 +12,8 @@ import (
 
 func TestSessionIDs(t *testing.T) {
 	t.Parallel()
-	ids := sessionIDs{key: []byte(strings.Repeat("k", keyLen))}
-	other := sessionIDs{key: []byte(strings.Repeat("o", keyLen))}
+	ids := newSessionIDs([]byte(strings.Repeat("k", keyLen)))
+	other := newSessionIDs([]byte(strings.Repeat("o", keyLen)))
 	id := ids.New()
 	if len(id) != idLen || !ids.Valid(id) {
 		t.Fatalf("New: got %q (%d characters), want a valid id of %d", id, len(id), idLen)
