@@ -33,7 +33,8 @@
 //
 // Everything else stays, in particular NAME as a noun in prose, identifiers, SQL (a table
 // called NAME, its migrations), metric names, the database in a URL (host:5432/NAME?sslmode),
-// routes (GET /NAME) and directories (NAME/). Rules work line by line: keep a command line on
+// routes (GET /NAME), directories (NAME/), and front-end files (.js, .html, .css, .json: a
+// /NAME there is a route the page fetches). Rules work line by line: keep a command line on
 // one line. Markdown between <!-- template-only --> and <!-- /template-only --> (how to start a
 // project from the template) is deleted.
 package main

@@ -101,6 +101,7 @@ const (
 	kindSQL
 	kindYAML
 	kindMarkdown
+	kindWeb // front-end files: a /NAME there is a route the page fetches, never the program
 )
 
 func kindOf(name string) fileKind {
@@ -113,13 +114,15 @@ func kindOf(name string) fileKind {
 		return kindYAML
 	case ".md":
 		return kindMarkdown
+	case ".js", ".mjs", ".ts", ".html", ".css", ".json":
+		return kindWeb
 	}
 	return kindText
 }
 
 func (r renamer) rewriteLine(kind fileKind, line string) string {
 	line = replaceModulePath(line, r.oldPath, r.newPath)
-	if r.oldName == r.newName || kind == kindSQL {
+	if r.oldName == r.newName || kind == kindSQL || kind == kindWeb {
 		return line
 	}
 	var b strings.Builder

@@ -66,6 +66,8 @@ func TestRewriteLine(t *testing.T) {
 		{"Go identifier", "app/widgets.go", "func (s *widgets) Start(c *fiber.Ctx) error { return widgets.x }", ""},
 		{"Go flag name", "bench/main.go", "flag.StringVar(&o.widgets, \"widgets\", \"100\", \"distinct widgets\")", ""},
 		{"Go route", "app/server.go", "app.Get(\"/widgets\", h)", ""},
+		{"route fetched by a page", "web/app.js", "const resp = await fetch(\"/widgets\", { method: \"GET\" });", ""},
+		{"route in HTML", "web/index.html", "<a href=\"/widgets\">widgets</a>", ""},
 		{"Go path", "bench/setup.go", "b.bin = filepath.Join(b.tmp, \"widgets\")", ""},
 		{"database in a URL", ".env.example", "DATABASE_URL=postgres://postgres@127.0.0.1:5432/widgets?sslmode=disable", ""},
 		{"database in a URL, no query", "compose.yaml", "      DATABASE_URL: postgres://postgres@db:5432/widgets", ""},
