@@ -129,6 +129,8 @@ func TestInitOnACopy(t *testing.T) {
 
 	t.Run("end-to-end tests pass", func(t *testing.T) {
 		mustRun(t, dir, "go", "test", "-count=1", "./tests/...")
+		// The page in a real browser (its own module): the page's routes must survive the rename.
+		mustRun(t, dir, "go", "-C", "tests/system", "test", "-count=1", "./...")
 	})
 
 	t.Run("a second run changes nothing", func(t *testing.T) {
