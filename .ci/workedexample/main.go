@@ -28,7 +28,7 @@ func main() {
 type block struct{ path, code string }
 
 var (
-	pathLine  = regexp.MustCompile("^`([A-Za-z0-9_./-]+\\.(go|sql))`$")
+	pathLine      = regexp.MustCompile("^`([A-Za-z0-9_./-]+\\.(go|sql))`$")
 	routeLine     = regexp.MustCompile(`^\tsrv\.(Get|Post|Put|Patch|Delete)\(`)
 	migrationFile = regexp.MustCompile(`^migrations/\d+_(.+\.(up|down)\.sql)$`)
 )
