@@ -1,18 +1,14 @@
 package app
 
 import (
-	"context"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gofiber-template/sessions/internal/pgtest"
-	"github.com/gofiber-template/sessions/storage"
 )
 
 // TestHealthCommand runs `sessions health` against the real server, as a container's
@@ -20,21 +16,7 @@ import (
 func TestHealthCommand(t *testing.T) {
 	t.Parallel()
 	vars := map[string]string{"DATABASE_URL": pgtest.NewURL(t), "HOST": "127.0.0.1", "PORT": "0"}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, []string{"serve"}, env(vars), strings.NewReader(""), io.Discard, io.Discard,
-			Hooks{Ready: func(addr string, _ *storage.Store) { ready <- addr }})
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("server not listening after 30s")
-	}
+	addr, cancel, done := serveForTest(t, vars)
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

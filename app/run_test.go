@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gofiber-template/sessions/internal/pgtest"
+	"github.com/gofiber-template/sessions/storage"
 )
 
 // run calls Run the way main does, with vars as the whole environment.
@@ -27,6 +28,34 @@ func run(t *testing.T, vars map[string]string, stdin string, args ...string) (st
 	var stdout, stderr bytes.Buffer
 	err := Run(context.Background(), args, env(vars), strings.NewReader(stdin), &stdout, &stderr)
 	return stdout.String(), err
+}
+
+// serveForTest runs the serve command with vars as the whole environment (metrics off unless
+// vars says otherwise: parallel tests would share the default METRICS_ADDR) and waits until it
+// listens. It returns the address, the cancel that stands for SIGTERM, and Run's result.
+func serveForTest(t *testing.T, vars map[string]string) (addr string, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	vars = maps.Clone(vars)
+	if _, ok := vars["METRICS_ADDR"]; !ok {
+		vars["METRICS_ADDR"] = ""
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	result := make(chan error, 1)
+	go func() {
+		result <- Run(ctx, []string{"serve"}, env(vars), strings.NewReader(""), io.Discard, io.Discard,
+			Hooks{Ready: func(addr string, _ *storage.Store) { ready <- addr }})
+	}()
+	select {
+	case addr = <-ready:
+	case err := <-result:
+		cancel()
+		t.Fatalf("serve: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("server not listening after 30s")
+	}
+	return addr, cancel, result
 }
 
 func TestParseArgs(t *testing.T) {

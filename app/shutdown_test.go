@@ -1,15 +1,12 @@
 package app
 
 import (
-	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gofiber-template/sessions/internal/pgtest"
-	"github.com/gofiber-template/sessions/storage"
 )
 
 // TestShutdownIsBoundedWhenDatabaseHangs: after the signal, Run returns within SHUTDOWN_TIMEOUT
@@ -26,22 +23,8 @@ func TestShutdownIsBoundedWhenDatabaseHangs(t *testing.T) {
 		"SHUTDOWN_TIMEOUT": shutdownTimeout.String(),
 		"COOKIE_SECURE":    "false",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	addr, cancel, done := serveForTest(t, vars)
 	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, []string{"serve"}, env(vars), strings.NewReader(""), io.Discard, io.Discard,
-			Hooks{Ready: func(addr string, _ *storage.Store) { ready <- addr }})
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("server not ready after 30 s")
-	}
 
 	proxy.Hang()
 	// A request whose database read hangs: the login's user lookup. (A made-up session cookie
