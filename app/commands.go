@@ -149,12 +149,22 @@ func printVersion(m *migrations.Migrator, stdout io.Writer) error {
 	return err
 }
 
-func runUserCreate(ctx context.Context, e *cmdEnv, args []string) error {
-	password, err := readPassword(e.stdin) // before connecting: a missing password fails fast
+// passwordAndDB reads the password of a user command from standard input (first, so that a
+// missing one fails before connecting), then connects and migrates. The caller closes the pool.
+func (e *cmdEnv) passwordAndDB(ctx context.Context) (string, *pgxpool.Pool, error) {
+	password, err := readPassword(e.stdin)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	db, err := e.db(ctx, true)
+	if err != nil {
+		return "", nil, err
+	}
+	return password, db, nil
+}
+
+func runUserCreate(ctx context.Context, e *cmdEnv, args []string) error {
+	password, db, err := e.passwordAndDB(ctx)
 	if err != nil {
 		return err
 	}
@@ -170,11 +180,7 @@ func runUserCreate(ctx context.Context, e *cmdEnv, args []string) error {
 // runUserPasswd changes a password and ends the user's sessions on every instance. A password
 // change is a security event: it writes a log line.
 func runUserPasswd(ctx context.Context, e *cmdEnv, args []string) error {
-	password, err := readPassword(e.stdin)
-	if err != nil {
-		return err
-	}
-	db, err := e.db(ctx, true)
+	password, db, err := e.passwordAndDB(ctx)
 	if err != nil {
 		return err
 	}
