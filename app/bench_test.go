@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/valyala/fasthttp"
 
 	"github.com/gofiber-template/sessions/handlers"
@@ -19,23 +20,7 @@ import (
 // network: on the tiered store (Tiered), on the same store over memory only (InMemory, what
 // bench/ calls memory-only), and a bare Fiber handler that writes the same JSON (Bare).
 func BenchmarkMe(b *testing.B) {
-	db, _ := pgtest.NewPool(b)
-	cfg := DefaultConfig()
-	cfg.TouchInterval = 24 * time.Hour / 100
-	if _, err := createUser(context.Background(), db, "ada@example.com", "copper kettle on the stove", 15); err != nil {
-		b.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ids, err := loadSessionIDs(context.Background(), db)
-	if err != nil {
-		b.Fatal(err)
-	}
-
-	tiered, err := storage.New(context.Background(), db, cfg.storeConfig(time.Now))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tiered.Close()
+	db, cfg, ids, log, tiered := benchSetup(b)
 	inMemory, err := storage.NewInMemory(cfg.storeConfig(time.Now))
 	if err != nil {
 		b.Fatal(err)
@@ -84,6 +69,30 @@ func BenchmarkMe(b *testing.B) {
 }
 
 // benchLogin logs in through handler and returns the session id.
+// benchSetup gives a benchmark a fresh database with one user (ada@example.com), the default
+// configuration with a touch interval a benchmark never reaches, the deployment's session ids, a
+// logger that writes nothing, and a tiered store closed when the benchmark ends.
+func benchSetup(b *testing.B) (*pgxpool.Pool, Config, sessionIDs, *slog.Logger, *storage.Store) {
+	b.Helper()
+	db, _ := pgtest.NewPool(b)
+	cfg := DefaultConfig()
+	cfg.TouchInterval = 24 * time.Hour / 100
+	if _, err := createUser(context.Background(), db, "ada@example.com", "copper kettle on the stove", 15); err != nil {
+		b.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ids, err := loadSessionIDs(context.Background(), db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, err := storage.New(context.Background(), db, cfg.storeConfig(time.Now))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = store.Close() })
+	return db, cfg, ids, log, store
+}
+
 // unguarded adds to the app's routes a GET /me-unguarded that answers like handlers.Me without
 // the guard, and returns the app's handler.
 func unguarded(srv *fiber.App) fasthttp.RequestHandler {
@@ -116,22 +125,7 @@ func benchLogin(b *testing.B, handler fasthttp.RequestHandler) string {
 // BenchmarkSessionList measures GET /sessions, guard included, through Fiber's handler without
 // the network: one query for the user's 5 sessions, each decoded, sorted and written as JSON.
 func BenchmarkSessionList(b *testing.B) {
-	db, _ := pgtest.NewPool(b)
-	cfg := DefaultConfig()
-	cfg.TouchInterval = 24 * time.Hour / 100
-	if _, err := createUser(context.Background(), db, "ada@example.com", "copper kettle on the stove", 15); err != nil {
-		b.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ids, err := loadSessionIDs(context.Background(), db)
-	if err != nil {
-		b.Fatal(err)
-	}
-	store, err := storage.New(context.Background(), db, cfg.storeConfig(time.Now))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
+	db, cfg, ids, log, store := benchSetup(b)
 	handler := newServer(cfg, db, store, ids, nil, Hooks{Now: time.Now}, log).Handler()
 	var sid string
 	for range 5 {

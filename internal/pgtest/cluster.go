@@ -180,15 +180,22 @@ func (c *Cluster) CreateDatabase(name string) string {
 	return c.URL(name)
 }
 
+// connect opens a connection of its own to the cluster's database postgres.
+func (c *Cluster) connect(ctx context.Context) *pgx.Conn {
+	c.t.Helper()
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		c.t.Fatalf("pgtest: connect to the test cluster: %v", err)
+	}
+	return conn
+}
+
 // Exec runs one statement in the database postgres of the cluster on a connection of its own.
 func (c *Cluster) Exec(sql string, args ...any) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, c.URL("postgres"))
-	if err != nil {
-		c.t.Fatalf("pgtest: connect to the test cluster: %v", err)
-	}
+	conn := c.connect(ctx)
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(ctx, sql, args...); err != nil {
 		c.t.Fatalf("pgtest: %s: %v", sql, err)
@@ -202,13 +209,10 @@ func (c *Cluster) Terminate(db string) int {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, c.URL("postgres"))
-	if err != nil {
-		c.t.Fatalf("pgtest: connect to the test cluster: %v", err)
-	}
+	conn := c.connect(ctx)
 	defer conn.Close(context.Background())
 	var n int
-	err = conn.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	err := conn.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 		WHERE datname = $1 AND pid <> pg_backend_pid()) t`, db).Scan(&n)
 	if err != nil {
 		c.t.Fatalf("pgtest: terminate the connections to %s: %v", db, err)
