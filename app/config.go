@@ -247,6 +247,7 @@ func (c Config) storeConfig(now func() time.Time) storage.Config {
 	st.SweepInterval = c.SweepInterval
 	st.Now = now
 	st.Decode = decodeSession // what the guard reads (sessions.Guard)
+	st.Owner = sessionOwner   // what logging out everywhere and the user's list find
 	return st
 }
 

@@ -47,7 +47,7 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 	srv.Use(helmet.New(securityHeaders))
 	srv.Use(crossOrigin) // before every route: routes added later are covered too
 
-	sess := newSessions(store, ids, cfg, h.Now, !h.InMemoryStore, log)
+	sess := newSessions(store, ids, cfg, h.Now, log)
 	users := newAccounts(db, cfg, h.Now, log, m)
 	guard := sess.Guard
 

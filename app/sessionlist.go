@@ -2,7 +2,6 @@ package app
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -16,25 +15,13 @@ import (
 )
 
 // A user's list of sessions (GET /sessions, DELETE /sessions/{id}). The store files each
-// session under its user at login (storage.Store.Bind) with what the list shows of it beyond the
-// session itself; the login and last-touch times come from the session's own data, so listing
-// adds no write to any request.
+// session under its user as it is written at login (sessionOwner); what the list shows comes
+// from the session's own value (login time, user agent, address) and its row's expiry (last
+// use), so listing adds no write to any request.
 
 // maxUserAgent is the most bytes of a User-Agent header kept with a session: enough to tell
 // browsers and devices apart.
 const maxUserAgent = 256
-
-// sessionInfo is what Start records with a session for its user's list: never the cookie.
-type sessionInfo struct {
-	Agent string `json:"agent"` // the User-Agent header at login, cleaned by userAgent
-	Addr  string `json:"addr"`  // c.IP() at login
-}
-
-// loginInfo is the sessionInfo of the login request c, as JSON.
-func loginInfo(c *fiber.Ctx) []byte {
-	b, _ := json.Marshal(sessionInfo{Agent: userAgent(c.Get(fiber.HeaderUserAgent)), Addr: c.IP()})
-	return b
-}
 
 // userAgent returns ua without invalid UTF-8 or unprintable characters (PostgreSQL's jsonb
 // refuses NUL), cut to at most maxUserAgent bytes on a character boundary.
@@ -54,6 +41,10 @@ func userAgent(ua string) string {
 
 // List implements handlers.Sessions with one query. A session past its absolute lifetime,
 // which the guard refuses, is left out even while its row lives.
+//
+// A session's last use is when its expiry last moved: the row's expiry less the idle timeout.
+// It is exact to within the touch interval, except that once the expiry has reached the
+// absolute lifetime it no longer moves: the session was used at that time or later.
 func (s *sessions) List(c *fiber.Ctx, u handlers.User) ([]handlers.Session, error) {
 	rows, err := s.store.Owned(c.UserContext(), owner(u.ID), c.Cookies(s.cookie))
 	if err != nil {
@@ -70,18 +61,20 @@ func (s *sessions) List(c *fiber.Ctx, u handlers.User) ([]handlers.Session, erro
 		if s.expiry(d.login, now) <= 0 {
 			continue
 		}
-		var info sessionInfo
-		if len(r.Info) > 0 {
-			if err := json.Unmarshal(r.Info, &info); err != nil {
-				return nil, fmt.Errorf("sessions of user %d: info: %w", u.ID, err)
-			}
+		created := time.Unix(d.login, 0).UTC()
+		lastUsed := created
+		if moved := r.Expires.Add(-s.idle).UTC(); !r.Expires.IsZero() && moved.After(created) {
+			lastUsed = moved
+		}
+		if lastUsed.After(now) {
+			lastUsed = now.UTC()
 		}
 		list = append(list, handlers.Session{
 			ID:        r.Handle,
-			Created:   time.Unix(d.login, 0).UTC(),
-			LastUsed:  time.Unix(d.touched, 0).UTC(),
-			UserAgent: info.Agent,
-			Address:   info.Addr,
+			Created:   created,
+			LastUsed:  lastUsed,
+			UserAgent: d.agent,
+			Address:   d.addr,
 			Current:   r.Current,
 		})
 	}
@@ -91,8 +84,7 @@ func (s *sessions) List(c *fiber.Ctx, u handlers.User) ([]handlers.Session, erro
 	return list, nil
 }
 
-// EndOne implements handlers.Sessions with one statement (a second, to expire the cookie, when
-// the session is the request's own). It logs the end.
+// EndOne implements handlers.Sessions with one statement. It logs the end.
 func (s *sessions) EndOne(c *fiber.Ctx, u handlers.User, id string) (bool, error) {
 	ended, current, err := s.store.DeleteHandle(c.UserContext(), owner(u.ID), id, c.Cookies(s.cookie))
 	if err != nil {
@@ -105,9 +97,7 @@ func (s *sessions) EndOne(c *fiber.Ctx, u handlers.User, id string) (bool, error
 		s.logEvent(c, "session ended")
 		return true, nil
 	}
-	if err := s.end(c); err != nil { // the row is gone already; this expires the cookie
-		return true, err
-	}
+	s.setCookie(c, "", 0) // the request's own session: a logout
 	s.logEvent(c, "logout")
 	return true, nil
 }

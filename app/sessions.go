@@ -27,13 +27,23 @@ func cookieName(secure bool) string {
 	return "session"
 }
 
-// What a session holds: a few primitives, so that Fiber's gob encoding stays small. Everything
-// the guard hands a handler is here: serving /me reads nothing else.
+// The session cookie's attributes, besides its name and Secure, shared by Fiber's middleware
+// (login, logout) and setCookie (refresh, logging out everywhere).
 const (
-	keyUserID  = "uid"   // int64, users.id
-	keyEmail   = "email" // string
-	keyTouched = "t"     // int64, unix seconds of the last write that moved the expiry
-	keyLogin   = "l"     // int64, unix seconds of the login; never changes
+	cookiePath     = "/"
+	cookieSameSite = fiber.CookieSameSiteLaxMode
+)
+
+// What a session holds: a few primitives, so that Fiber's gob encoding stays small, written
+// once at login and never changed. Everything the guard hands a handler is here: serving /me
+// reads nothing else. The last use is not: a refresh moves the row's expiry and nothing else
+// (storage.Store.Touch), so that it costs other instances nothing.
+const (
+	keyUserID = "uid"   // int64, users.id
+	keyEmail  = "email" // string
+	keyLogin  = "l"     // int64, unix seconds of the login
+	keyAgent  = "ua"    // string, the login's User-Agent (userAgent), for the user's list
+	keyAddr   = "ip"    // string, the login's client address, for the user's list
 )
 
 var errLoginRequired = fiber.NewError(fiber.StatusUnauthorized, "login required")
@@ -41,9 +51,11 @@ var errLoginRequired = fiber.NewError(fiber.StatusUnauthorized, "login required"
 // sessions runs login sessions on Fiber's session middleware over the tiered store. It
 // implements handlers.Sessions and provides the guard. It is safe for concurrent use.
 //
-// Fiber's middleware writes sessions (login, refresh, logout). The guard reads them through the
-// store's decoded form instead (see sessionData), because the middleware would gob-decode the
-// session again on every request.
+// Fiber's middleware writes sessions (login) and ends them (logout). The guard reads them
+// through the store's decoded form instead (see sessionData), because the middleware would
+// gob-decode the session again on every request, and refreshes them with the store's Touch,
+// which moves the row's expiry without rewriting the value. The store files each session under
+// its user as Fiber's middleware saves it (sessionOwner), in the same statement.
 //
 // Fiber v2's session has three traps handled here: Save leaves the session locked when the
 // store fails, so a session whose Save failed is dropped, never used again; its cookie is not
@@ -58,11 +70,11 @@ type sessions struct {
 	store   *storage.Store
 	ids     sessionIDs
 	cookie  string // cookieName
+	secure  bool   // Config.CookieSecure
 	now     func() time.Time
-	touch   int64 // TouchInterval in seconds
-	idle    int64 // IdleTimeout in seconds
-	maxLife int64 // MaxLifetime in seconds
-	bind    bool  // whether sessions are bound to their owner (false only for Hooks.InMemoryStore)
+	touch   time.Duration // Config.TouchInterval
+	idle    time.Duration // Config.IdleTimeout
+	maxLife time.Duration // Config.MaxLifetime
 	log     *slog.Logger
 }
 
@@ -70,9 +82,10 @@ type sessions struct {
 // (storage.Config.Decode, set to decodeSession) and hands the same *sessionData to every
 // request until the value changes, so it is never modified.
 type sessionData struct {
-	user    handlers.User // ID 0: not a login session
-	touched int64         // keyTouched
-	login   int64         // keyLogin
+	user  handlers.User // ID 0: not a login session
+	login int64         // keyLogin
+	agent string        // keyAgent
+	addr  string        // keyAddr
 }
 
 // decodeSession turns a stored session, the gob-encoded map Fiber's middleware saves, into a
@@ -85,37 +98,46 @@ func decodeSession(val []byte) (any, error) {
 	d := &sessionData{}
 	d.user.ID, _ = m[keyUserID].(int64)
 	d.user.Email, _ = m[keyEmail].(string)
-	d.touched, _ = m[keyTouched].(int64)
 	d.login, _ = m[keyLogin].(int64)
+	d.agent, _ = m[keyAgent].(string)
+	d.addr, _ = m[keyAddr].(string)
 	return d, nil
+}
+
+// sessionOwner is the owner the store files a session under (storage.Config.Owner), from its
+// decodeSession form: its user, so that logging out everywhere and the user's list find it.
+func sessionOwner(decoded any) string {
+	if d, ok := decoded.(*sessionData); ok && d.user.ID != 0 {
+		return owner(d.user.ID)
+	}
+	return ""
 }
 
 var _ handlers.Sessions = (*sessions)(nil)
 
-// newSessions returns the sessions over store, whose Config.Decode must be decodeSession, with
-// ids minted and checked by ids. bind says whether to bind sessions to their user for logging
-// out everywhere (false only for Hooks.InMemoryStore, which cannot).
-func newSessions(store *storage.Store, ids sessionIDs, cfg Config, now func() time.Time, bind bool, log *slog.Logger) *sessions {
+// newSessions returns the sessions over store, whose Config.Decode must be decodeSession and
+// Config.Owner sessionOwner, with ids minted and checked by ids.
+func newSessions(store *storage.Store, ids sessionIDs, cfg Config, now func() time.Time, log *slog.Logger) *sessions {
 	name := cookieName(cfg.CookieSecure)
 	return &sessions{
 		fiber: session.New(session.Config{
 			Storage:        store,
 			Expiration:     cfg.IdleTimeout,
 			KeyLookup:      "cookie:" + name,
-			CookiePath:     "/",
+			CookiePath:     cookiePath,
 			CookieSecure:   cfg.CookieSecure,
 			CookieHTTPOnly: true,
-			CookieSameSite: "Lax",
+			CookieSameSite: cookieSameSite,
 			KeyGenerator:   ids.New,
 		}),
 		store:   store,
 		ids:     ids,
 		cookie:  name,
+		secure:  cfg.CookieSecure,
 		now:     now,
-		touch:   int64(cfg.TouchInterval / time.Second),
-		idle:    int64(cfg.IdleTimeout / time.Second),
-		maxLife: int64(cfg.MaxLifetime / time.Second),
-		bind:    bind,
+		touch:   cfg.TouchInterval,
+		idle:    cfg.IdleTimeout,
+		maxLife: cfg.MaxLifetime,
 		log:     log,
 	}
 }
@@ -123,7 +145,32 @@ func newSessions(store *storage.Store, ids sessionIDs, cfg Config, now func() ti
 // expiry is how long a session that logged in at login (unix seconds) may live from now: the
 // idle timeout, cut short by the absolute lifetime. Zero or less: the session is over.
 func (s *sessions) expiry(login int64, now time.Time) time.Duration {
-	return min(time.Duration(s.idle)*time.Second, time.Unix(login+s.maxLife, 0).Sub(now))
+	return min(s.idle, time.Unix(login, 0).Add(s.maxLife).Sub(now))
+}
+
+// refreshed is the expiry a refresh at now gives a session that logged in at login: the idle
+// timeout from the start of the touch interval now falls in (intervals counted from the
+// login), cut short by the absolute lifetime. Within one interval every instance computes the
+// same expiry, so once one has refreshed the session, another's refresh writes nothing
+// (storage.Store.Touch). A session used at any time thus lives at least the idle timeout less
+// one touch interval after that use. Whole seconds, as the store keeps expiries.
+func (s *sessions) refreshed(login int64, now time.Time) time.Time {
+	start := time.Unix(login, 0)
+	interval := start.Add(now.Sub(start).Truncate(s.touch))
+	return time.Unix(min(interval.Add(s.idle).Unix(), start.Add(s.maxLife).Unix()), 0)
+}
+
+// setCookie sets the session cookie to id for life, with the attributes Fiber's middleware gives
+// it; a life of zero or less deletes it.
+func (s *sessions) setCookie(c *fiber.Ctx, id string, life time.Duration) {
+	ck := &fiber.Cookie{Name: s.cookie, Value: id, Path: cookiePath, Secure: s.secure, HTTPOnly: true, SameSite: cookieSameSite}
+	// The browser's clock, not the sessions' (which tests move), as Fiber's middleware does.
+	if life > 0 {
+		ck.MaxAge, ck.Expires = int(life/time.Second), time.Now().Add(life)
+	} else {
+		ck.Value, ck.MaxAge, ck.Expires = "", -1, time.Now().Add(-time.Minute)
+	}
+	c.Cookie(ck)
 }
 
 // owner is the owner under which the store files a user's sessions.
@@ -146,24 +193,17 @@ func (s *sessions) Start(c *fiber.Ctx, u handlers.User) error {
 			return fmt.Errorf("reset session: %w", err)
 		}
 	}
-	id := sess.ID() // Save releases sess: read the id before.
 	now := s.now()
 	sess.Set(keyUserID, u.ID)
 	sess.Set(keyEmail, u.Email)
-	sess.Set(keyTouched, now.Unix())
 	sess.Set(keyLogin, now.Unix())
+	sess.Set(keyAgent, userAgent(c.Get(fiber.HeaderUserAgent)))
+	sess.Set(keyAddr, c.IP())
 	sess.SetExpiry(s.expiry(now.Unix(), now))
+	// One statement: the store writes the session filed under its user (sessionOwner), so it
+	// is never stored where logging out everywhere would miss it.
 	if err := sess.Save(); err != nil {
 		return fmt.Errorf("save session: %w", err)
-	}
-	if !s.bind {
-		return nil
-	}
-	// Until bound, the session would survive "log out everywhere" and be missing from the
-	// user's list. Bind follows Save at once.
-	if err := s.store.Bind(c.UserContext(), id, owner(u.ID), loginInfo(c)); err != nil {
-		_ = s.store.Delete(id)
-		return fmt.Errorf("bind session: %w", err)
 	}
 	return nil
 }
@@ -190,14 +230,12 @@ func (s *sessions) end(c *fiber.Ctx) error {
 	return nil
 }
 
-// EndAll implements handlers.Sessions. It logs the logout everywhere.
+// EndAll implements handlers.Sessions with one statement. It logs the logout everywhere.
 func (s *sessions) EndAll(c *fiber.Ctx, u handlers.User) error {
 	if _, err := s.store.DeleteOwner(c.UserContext(), owner(u.ID)); err != nil {
 		return fmt.Errorf("delete sessions of user %d: %w", u.ID, err)
 	}
-	if err := s.end(c); err != nil { // the row is gone already; this expires the cookie
-		return err
-	}
+	s.setCookie(c, "", 0) // the request's session went with the others
 	s.logEvent(c, "logout everywhere")
 	return nil
 }
@@ -214,16 +252,17 @@ func (s *sessions) logEvent(c *fiber.Ctx, event string) {
 // session in memory it sends nothing to the database and decodes nothing; for a cookie that is
 // not a valid session id (sessionIDs.Valid) it looks nothing up.
 //
-// It refreshes the session's expiry, in the store and in the cookie, at most once per touch
-// interval and never past the absolute lifetime: steady use of one session costs one write per
-// interval, and most requests none. The refresh never brings back a session logged out
-// meanwhile: the store refuses it (storage.ErrDeleted) and the request gets 401.
+// It refreshes the session's expiry, in the store and in the cookie, once doing so would move it
+// by at least the touch interval, and never past the absolute lifetime: steady use of one
+// session costs one write per interval on each instance that serves it, most requests none,
+// and no instance anything for another's refresh. The refresh never brings back a session
+// logged out meanwhile: the store refuses it (storage.ErrDeleted) and the request gets 401.
 func (s *sessions) Guard(c *fiber.Ctx) error {
 	id := c.Cookies(s.cookie)
 	if !s.ids.Valid(id) {
 		return errLoginRequired
 	}
-	v, err := s.store.GetDecoded(c.UserContext(), id)
+	v, expires, err := s.store.GetDecoded(c.UserContext(), id)
 	if err != nil {
 		return fmt.Errorf("load session: %w", err)
 	}
@@ -235,9 +274,9 @@ func (s *sessions) Guard(c *fiber.Ctx) error {
 	if s.expiry(d.login, now) <= 0 {
 		return errLoginRequired // past its absolute lifetime, whatever the row's expiry says
 	}
-	// Once a refresh has reached the absolute lifetime, another could not move the expiry.
-	if t := now.Unix(); t-d.touched >= s.touch && d.touched+s.idle < d.login+s.maxLife {
-		if err := s.refresh(c, now, d.login); err != nil {
+	// Once per touch interval; never once the expiry has reached the absolute lifetime.
+	if until := s.refreshed(d.login, now); !expires.IsZero() && expires.Before(until) {
+		if err := s.refresh(c, id, until, now); err != nil {
 			return err
 		}
 	}
@@ -246,23 +285,14 @@ func (s *sessions) Guard(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// refresh moves the expiry of the request's session, which logged in at login, through Fiber's
-// middleware so that the cookie moves with it, and records now as its touch time.
-func (s *sessions) refresh(c *fiber.Ctx, now time.Time, login int64) error {
-	sess, err := s.fiber.Get(c)
-	if err != nil {
-		return fmt.Errorf("load session: %w", err)
-	}
-	if _, ok := sess.Get(keyUserID).(int64); !ok {
-		return errLoginRequired // ended since the guard read it
-	}
-	sess.Set(keyTouched, now.Unix())
-	sess.SetExpiry(s.expiry(login, now))
-	if err := sess.Save(); err != nil {
+// refresh moves the expiry of the session id, in the store and in the cookie, to until.
+func (s *sessions) refresh(c *fiber.Ctx, id string, until, now time.Time) error {
+	if err := s.store.Touch(c.UserContext(), id, until); err != nil {
 		if errors.Is(err, storage.ErrDeleted) {
-			return errLoginRequired
+			return errLoginRequired // ended since the guard read it
 		}
 		return fmt.Errorf("refresh session: %w", err)
 	}
+	s.setCookie(c, id, until.Sub(now))
 	return nil
 }

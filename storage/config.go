@@ -51,6 +51,12 @@ type Config struct {
 	// GetDecoded. Its result is kept with the memory entry and shared by every caller until the
 	// value changes, so it must never be modified after Decode returns.
 	Decode func(val []byte) (any, error)
+	// Owner, if set, files every value under an owner, for DeleteOwner, Owned and DeleteHandle:
+	// Owner of the value's Decode form ("" for none). Set writes the owner with the value, in
+	// the same statement, so a value is never stored without its owner; and the form Set decoded
+	// is the one GetDecoded then returns. A value Decode refuses is not written. Owner needs
+	// Decode.
+	Owner func(decoded any) string
 }
 
 // DefaultConfig returns the defaults: 2,000 entries, 10 minutes maximum age in memory, 3 s per
@@ -93,6 +99,9 @@ func (c *Config) validate() error {
 	}
 	if c.HealthInterval >= c.Lease {
 		errs = append(errs, fmt.Errorf("HealthInterval %v must be below Lease %v", c.HealthInterval, c.Lease))
+	}
+	if c.Owner != nil && c.Decode == nil {
+		errs = append(errs, errors.New("Owner needs Decode"))
 	}
 	if c.Now == nil {
 		c.Now = time.Now

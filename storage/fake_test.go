@@ -45,18 +45,32 @@ func (t *fakeTier) get(ctx context.Context, key string) ([]byte, int64, error) {
 	return v, e, err
 }
 
-func (t *fakeTier) set(ctx context.Context, key string, val []byte, e int64) error {
+func (t *fakeTier) set(ctx context.Context, key string, val []byte, e int64, owner string) error {
 	t.sets.Add(1)
 	if t.setErr != nil {
 		return t.setErr
 	}
-	if err := t.mapTier.set(ctx, key, val, e); err != nil {
+	if err := t.mapTier.set(ctx, key, val, e, owner); err != nil {
 		return err
 	}
 	if t.afterSet != nil {
 		t.afterSet(key)
 	}
 	return ctx.Err() // a deadline that strikes after the commit
+}
+
+// row returns the row of the caller's key (as the store hashes it); the zero row if none.
+func (t *fakeTier) row(key string) mapRow {
+	r, _ := t.rowOK(key)
+	return r
+}
+
+// rowOK returns the row of the caller's key and whether there is one.
+func (t *fakeTier) rowOK(key string) (mapRow, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.rows[hashKey(key)]
+	return r, ok
 }
 
 var errBoom = errors.New("boom")

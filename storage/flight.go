@@ -35,6 +35,7 @@ type rowState struct {
 type load struct {
 	done chan struct{}
 	val  []byte
+	e    int64 // val's row expiry
 	err  error
 }
 
@@ -147,16 +148,16 @@ func (s *Store) flushLocked() {
 	}
 }
 
-// fillLocked puts val into memory until its row expires or MaxAge passes, whichever is first.
-// Callers check mayFillLocked first.
-func (s *Store) fillLocked(key, h string, val []byte, row rowState, now time.Time) {
+// fillLocked puts val, with its decoded form if known (nil: not yet), into memory until its row
+// expires or MaxAge passes, whichever is first. Callers check mayFillLocked first.
+func (s *Store) fillLocked(key, h string, val []byte, row rowState, decoded any, now time.Time) {
 	deadline := now.Add(s.cfg.MaxAge)
 	if row.e != 0 {
 		if re := time.Unix(row.e, 0); re.Before(deadline) {
 			deadline = re
 		}
 	}
-	if ev := s.mem.put(key, h, val, deadline, row.e, row.digest); ev > 0 {
+	if ev := s.mem.put(key, h, val, deadline, row.e, row.digest, decoded); ev > 0 {
 		s.stats.evictions.Add(uint64(ev))
 	}
 }

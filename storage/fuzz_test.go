@@ -11,7 +11,7 @@ import (
 
 // FuzzStoreModel runs random programs against a Store over the stand-in tier and against a
 // plain map (the model), and requires the same answers. A program interleaves Get, GetDecoded,
-// Set, Delete and Reset with writes and deletes by another instance, reads that start, pause
+// Set, Touch, Delete and Reset with writes, touches and deletes by another instance, reads that start, pause
 // half-way (after reading the row) and finish later, listener loss, clock moves, and the
 // notifications of every change (this instance's and the other's) delivered late, in any order
 // and more than once, as a real listener can deliver them. The memory tier holds two entries,
@@ -30,8 +30,28 @@ func FuzzStoreModel(f *testing.F) {
 	// write, then the read finishes (issue 8).
 	f.Add([]byte{3, 0, 1, 4, 9, 0, 2, 0, 8, 0, 0, 1, 10, 0, 0, 0, 0})
 	f.Add([]byte{3, 0, 1, 4, 9, 0, 1, 0, 2, 4, 8, 0, 0, 1, 10, 0, 0, 0, 0}) // ... a Set instead
-	f.Fuzz(runProg)
+	f.Fuzz(func(t *testing.T, prog []byte) { runProg(t, prog, opsWithoutTouch) })
 }
+
+// FuzzStoreModelTouch is FuzzStoreModel with Touch, by this instance and by another, among the
+// operations. It is a target of its own so that FuzzStoreModel's corpus (testdata/fuzz), which
+// holds the inputs that found the races of issue 8, keeps its meaning: adding operations
+// renumbers them.
+func FuzzStoreModelTouch(f *testing.F) {
+	// A read pauses, the key is touched, the read finishes, GetDecoded: the touch's row wins.
+	f.Add([]byte{1, 0, 1, 3, 9, 0, 11, 0, 3, 10, 0, 0, 0, 1})
+	// Another instance touches a cached key; time passes beyond the old expiry.
+	f.Add([]byte{1, 0, 1, 1, 0, 0, 1, 12, 0, 4, 5, 0, 2, 0, 0, 1, 5, 0, 2, 0, 0, 1})
+	// A key deleted by another instance is touched: ErrDeleted, nothing comes back.
+	f.Add([]byte{1, 1, 1, 3, 0, 1, 1, 4, 1, 11, 1, 2, 0, 1, 1})
+	f.Fuzz(func(t *testing.T, prog []byte) { runProg(t, prog, opsWithTouch) })
+}
+
+// The number of operations a program's byte picks from (see runProg's switch).
+const (
+	opsWithoutTouch = 11
+	opsWithTouch    = 13
+)
 
 // pausedRead is a Get stopped inside the tier, right after it read the row.
 type pausedRead struct {
@@ -40,7 +60,7 @@ type pausedRead struct {
 	err                    error
 }
 
-func runProg(t *testing.T, prog []byte) {
+func runProg(t *testing.T, prog []byte, ops byte) {
 	clock := newFakeClock()
 	cfg := DefaultConfig()
 	cfg.Capacity = 2
@@ -115,11 +135,14 @@ func runProg(t *testing.T, prog []byte) {
 		}
 	}()
 	check := func(step int, key string, useDecoded bool) {
-		var got []byte
-		var err error
+		var (
+			got     []byte
+			err     error
+			expires time.Time
+		)
 		if useDecoded {
 			var d any
-			d, err = s.GetDecoded(context.Background(), key)
+			d, expires, err = s.GetDecoded(context.Background(), key)
 			if d != nil {
 				got = []byte(d.(string))
 			}
@@ -137,6 +160,14 @@ func runProg(t *testing.T, prog []byte) {
 		if string(got) != string(want) || (got == nil) != (want == nil) {
 			t.Fatalf("step %d: Get(%s) = %q, model says %q", step, key, got, want)
 		}
+		// The expiry GetDecoded reports is the row's, or an earlier one when another instance
+		// has moved it later since (a touch tells nobody); never a later one, never a past one.
+		if useDecoded && got != nil {
+			e := model.rows[h].e
+			if ok := (e == 0) == expires.IsZero() && (e == 0 || (expires.Unix() <= e && expires.After(clock.Now()))); !ok {
+				t.Fatalf("step %d: GetDecoded(%s) expires %v, the row at %d (now %v)", step, key, expires, e, clock.Now())
+			}
+		}
 	}
 	// write is a write by this instance (own) or another one, and its notification.
 	write := func(key string, val []byte, exp time.Duration, own bool) error {
@@ -146,9 +177,9 @@ func runProg(t *testing.T, prog []byte) {
 		if own {
 			err = s.Set(key, val, exp)
 		} else {
-			err = ft.set(context.Background(), h, val, e)
+			err = ft.set(context.Background(), h, val, e, "")
 		}
-		wantErr := model.set(context.Background(), h, val, e)
+		wantErr := model.set(context.Background(), h, val, e, "")
 		if !errors.Is(err, wantErr) || (err == nil) != (wantErr == nil) {
 			t.Fatalf("Set(%s) = %v, model says %v", key, err, wantErr)
 		}
@@ -176,8 +207,28 @@ func runProg(t *testing.T, prog []byte) {
 		}
 	}
 
+	// touch is a Touch by this instance (own) or another one; it sends no notification.
+	touch := func(key string, exp time.Duration, own bool) {
+		h := hashKey(key)
+		now := clock.Now()
+		var err error
+		if own {
+			err = s.Touch(context.Background(), key, now.Add(exp))
+		} else {
+			_, _, err = ft.touch(context.Background(), h, rowExpiry(now, exp), now.Unix())
+		}
+		_, _, wantErr := model.touch(context.Background(), h, rowExpiry(now, exp), now.Unix())
+		if !errors.Is(err, wantErr) || (err == nil) != (wantErr == nil) {
+			t.Fatalf("Touch(%s) = %v, model says %v", key, err, wantErr)
+		}
+		if own { // no notification, but the caller must see the row at once
+			seq++
+			lastOwn[h] = seq
+		}
+	}
+
 	for i := 0; len(prog) > 0 && i < 200; i++ {
-		op := next() % 11
+		op := next() % ops
 		key := keys[int(next())%len(keys)]
 		switch op {
 		case 0: // Get, or GetDecoded (whose decoded form lives with the memory entry)
@@ -238,6 +289,10 @@ func runProg(t *testing.T, prog []byte) {
 			}
 		case 10: // a paused read finishes
 			finish(key)
+		case 11: // Touch
+			touch(key, exps[1+int(next())%(len(exps)-1)], true)
+		case 12: // another instance touches
+			touch(key, exps[1+int(next())%(len(exps)-1)], false)
 		}
 		assertIndexMatchesMemory(t, s)
 	}

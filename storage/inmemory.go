@@ -7,7 +7,7 @@ import (
 )
 
 // NewInMemory returns a Store whose source of truth is a map in this process: nothing persists,
-// nothing is shared with other instances, and Bind and DeleteOwner are unavailable. It runs the
+// nothing is shared with other instances, and the owner statements (DeleteOwner, Owned) are unavailable. It runs the
 // very same memory tier and read path as New, which makes it the upper bound that bench/ holds
 // the Postgres-backed store against; it also serves tests that need a store without a database.
 // With Config.Tombstones, deleted keys keep a tombstone until they would have expired, as in
@@ -49,7 +49,8 @@ func (t *mapTier) get(_ context.Context, key string) ([]byte, int64, error) {
 	return append([]byte(nil), r.v...), r.e, nil
 }
 
-func (t *mapTier) set(_ context.Context, key string, val []byte, e int64) error {
+// set ignores owner: the owner statements need Postgres.
+func (t *mapTier) set(_ context.Context, key string, val []byte, e int64, _ string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if te, ok := t.tombs[key]; ok && te > t.now().Unix() {
@@ -57,6 +58,20 @@ func (t *mapTier) set(_ context.Context, key string, val []byte, e int64) error 
 	}
 	t.rows[key] = mapRow{v: append([]byte(nil), val...), e: e}
 	return nil
+}
+
+func (t *mapTier) touch(_ context.Context, key string, e, now int64) ([]byte, int64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.rows[key]
+	if !ok || (r.e != 0 && r.e <= now) {
+		return nil, 0, ErrDeleted
+	}
+	if r.e != 0 && e > r.e {
+		r.e = e
+		t.rows[key] = r
+	}
+	return append([]byte(nil), r.v...), r.e, nil
 }
 
 func (t *mapTier) delete(_ context.Context, key string) error {

@@ -51,20 +51,20 @@ func newMemTier(capacity int) *memTier {
 	return m
 }
 
-// get returns a copy of the value of the caller's key if it is present and not expired at now,
+// get returns a copy of the value of the caller's key, with its row's expiry, if it is present and not expired at now,
 // and marks it most recently used. An expired entry is removed.
-func (m *memTier) get(rawKey string, now time.Time) ([]byte, bool) {
+func (m *memTier) get(rawKey string, now time.Time) (val []byte, rowExpiry int64, ok bool) {
 	n, ok := m.touch(rawKey, now)
 	if !ok {
-		return nil, false
+		return nil, 0, false
 	}
-	val, _ := m.db.Get(n.key) // memory/v2 returns a copy
+	val, _ = m.db.Get(n.key) // memory/v2 returns a copy
 	if val == nil {
 		// Cannot happen while the invariant holds; treat as a miss rather than serve nothing.
 		m.remove(n.key)
-		return nil, false
+		return nil, 0, false
 	}
-	return val, true
+	return val, n.rowExpiry, true
 }
 
 // touch returns the bookkeeping of the caller's key if it is present and not expired at now,
@@ -87,9 +87,9 @@ func (m *memTier) touch(rawKey string, now time.Time) (*node, bool) {
 
 // put stores a copy of val under the caller's key rawKey, hashed key, until deadline and reports
 // how many entries were evicted to make room for it.
-func (m *memTier) put(rawKey, key string, val []byte, deadline time.Time, rowExpiry int64, digest [sha256.Size]byte) (evicted int) {
+func (m *memTier) put(rawKey, key string, val []byte, deadline time.Time, rowExpiry int64, digest [sha256.Size]byte, decoded any) (evicted int) {
 	if n, ok := m.index[key]; ok {
-		n.deadline, n.rowExpiry, n.digest, n.decoded = deadline, rowExpiry, digest, nil
+		n.deadline, n.rowExpiry, n.digest, n.decoded = deadline, rowExpiry, digest, decoded
 		m.unlink(n)
 		m.pushFront(n)
 		_ = m.db.Set(key, val, 0)
@@ -101,7 +101,7 @@ func (m *memTier) put(rawKey, key string, val []byte, deadline time.Time, rowExp
 	}
 	// The caller's key may live in a buffer Fiber reuses after the request: keep a copy.
 	rawKey = strings.Clone(rawKey)
-	n := &node{key: key, rawKey: rawKey, deadline: deadline, rowExpiry: rowExpiry, digest: digest}
+	n := &node{key: key, rawKey: rawKey, deadline: deadline, rowExpiry: rowExpiry, digest: digest, decoded: decoded}
 	m.index[key] = n
 	m.byKey[rawKey] = n
 	m.pushFront(n)

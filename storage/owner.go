@@ -4,53 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Bind records owner as the owner of key's row, so that DeleteOwner can end it with the
-// owner's other sessions and Owned lists it, with info: a JSON document (nil: none) the store
-// keeps on the row, never reads, and removes with it. It returns an error wrapping ErrDeleted
-// when no row for key exists.
-func (s *Store) Bind(ctx context.Context, key, owner string, info []byte) error {
-	if s.isClosed() {
-		return ErrClosed
-	}
-	if s.pool == nil {
-		return errors.New("storage: bind: no database")
-	}
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
-	// info goes as text cast to jsonb: a []byte argument is bytea to pgx's exec and simple
-	// protocol modes (those that PgBouncer's transaction pooling needs), which jsonb refuses.
-	var doc *string
-	if info != nil {
-		d := string(info)
-		doc = &d
-	}
-	tag, err := s.pool.Exec(ctx, "UPDATE "+Table+" SET owner = $2, info = $3::jsonb WHERE k = $1", hashKey(key), owner, doc)
-	if err != nil {
-		return fmt.Errorf("storage: bind: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("storage: bind: %w", ErrDeleted)
-	}
-	return nil
-}
+// A row's owner comes from Config.Owner, written with the value by Set; these are the
+// statements that use it.
 
-// Bound is a live row bound to an owner, as Owned returns it.
+// Bound is a live row filed under an owner, as Owned returns it.
 type Bound struct {
 	// Handle names the row to its owner for DeleteHandle: random, given to the row when it is
 	// first written and kept for its life; neither its key nor the key's hash.
 	Handle  string
-	Info    []byte // what Bind recorded; nil for none
-	Value   []byte // the stored value
-	Current bool   // the row is the one of the key passed to Owned
+	Value   []byte    // the stored value
+	Expires time.Time // the row's expiry; the zero Time for none
+	Current bool      // the row is the one of the key passed to Owned
 }
 
-// Owned returns the rows bound to owner that have not expired, in no particular order, in one
-// query. The row of key, if it is one of them, is marked Current. Memory is not consulted:
+// Owned returns the rows filed under owner that have not expired, in no particular order, in
+// one query. The row of key, if it is one of them, is marked Current. Memory is not consulted:
 // the rows come from Postgres.
 func (s *Store) Owned(ctx context.Context, owner, key string) ([]Bound, error) {
 	if s.isClosed() {
@@ -61,18 +35,22 @@ func (s *Store) Owned(ctx context.Context, owner, key string) ([]Bound, error) {
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, "SELECT handle, info, v, k = $2 FROM "+Table+
+	rows, err := s.pool.Query(ctx, "SELECT handle, v, e, k = $2 FROM "+Table+
 		" WHERE owner = $1 AND (e = 0 OR e > $3)", owner, hashKey(key), s.cfg.Now().Unix())
 	if err != nil {
 		return nil, fmt.Errorf("storage: owned: %w", err)
 	}
 	var out []Bound
 	for rows.Next() {
-		var b Bound
-		if err := rows.Scan(&b.Handle, &b.Info, &b.Value, &b.Current); err != nil {
+		var (
+			b Bound
+			e int64
+		)
+		if err := rows.Scan(&b.Handle, &b.Value, &e, &b.Current); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("storage: owned: %w", err)
 		}
+		b.Expires = unixTime(e)
 		out = append(out, b)
 	}
 	if err := rows.Err(); err != nil {
@@ -81,7 +59,7 @@ func (s *Store) Owned(ctx context.Context, owner, key string) ([]Bound, error) {
 	return out, nil
 }
 
-// DeleteHandle deletes the row bound to owner whose Bound.Handle is handle, if it has not
+// DeleteHandle deletes the row filed under owner whose Bound.Handle is handle, if it has not
 // expired, on this instance at once and on every other instance through their listeners, in
 // one statement. It reports whether it deleted a row, and whether that row was key's. A handle
 // of another owner's row, an expired row's or one that does not exist deletes nothing.
@@ -110,7 +88,7 @@ func (s *Store) DeleteHandle(ctx context.Context, owner, handle, key string) (de
 	return true, h == hashKey(key), nil
 }
 
-// DeleteOwner deletes every key bound to owner, on this instance at once and on every other
+// DeleteOwner deletes every key filed under owner, on this instance at once and on every other
 // instance through their listeners, and returns how many it deleted.
 func (s *Store) DeleteOwner(ctx context.Context, owner string) (int, error) {
 	if s.isClosed() {
@@ -131,7 +109,7 @@ func (s *Store) DeleteOwner(ctx context.Context, owner string) (int, error) {
 	return len(keys), err
 }
 
-// DeleteOwner deletes every session bound to owner in the database behind db. Running stores
+// DeleteOwner deletes every session filed under owner in the database behind db. Running stores
 // drop their copies when notified. It is for tools that run without a Store, such as a
 // password change from the command line.
 func DeleteOwner(ctx context.Context, db *pgxpool.Pool, owner string) (int, error) {

@@ -29,9 +29,13 @@ type tier interface {
 	// get returns the value and its expiry in unix seconds (0: none), or nil when the key is
 	// absent. It may return rows that are already expired; the Store checks e.
 	get(ctx context.Context, key string) (val []byte, e int64, err error)
-	// set writes val with expiry e in unix seconds (0: none); ErrDeleted when the key has a
-	// tombstone.
-	set(ctx context.Context, key string, val []byte, e int64) error
+	// set writes val with expiry e in unix seconds (0: none), filed under owner ("": none);
+	// ErrDeleted when the key has a tombstone.
+	set(ctx context.Context, key string, val []byte, e int64, owner string) error
+	// touch moves the expiry of key's row to e if the row has one and e is later (and writes
+	// nothing otherwise), and returns the row's value and expiry; ErrDeleted when the key has no
+	// row live at now (unix seconds).
+	touch(ctx context.Context, key string, e, now int64) (val []byte, rowE int64, err error)
 	delete(ctx context.Context, key string) error
 	reset(ctx context.Context) error
 	// sweep deletes rows and tombstones expired at now.
@@ -72,13 +76,37 @@ func (t *pgTier) get(ctx context.Context, key string) ([]byte, int64, error) {
 	return v, e, nil
 }
 
-func (t *pgTier) set(ctx context.Context, key string, val []byte, e int64) error {
-	_, err := t.pool.Exec(ctx, "INSERT INTO "+Table+" (k, v, e) VALUES ($1, $2, $3) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, e = EXCLUDED.e", key, val, e)
+func (t *pgTier) set(ctx context.Context, key string, val []byte, e int64, owner string) error {
+	_, err := t.pool.Exec(ctx, "INSERT INTO "+Table+" (k, v, e, owner) VALUES ($1, $2, $3, NULLIF($4, '')) "+
+		"ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, e = EXCLUDED.e, owner = EXCLUDED.owner", key, val, e, owner)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == sqlStateDeleted {
 		return ErrDeleted
 	}
 	return err
+}
+
+// touchSQL updates the row only when that moves its expiry later, which the migration's trigger
+// notifies nobody of, and otherwise returns the row as it is (the CTE "cur" reads the snapshot
+// from before the UPDATE). A row deleted while the statement runs may come back from "cur":
+// the delete's notification then drops this instance's copy.
+const touchSQL = `WITH cur AS (SELECT v, e FROM ` + Table + ` WHERE k = $1 AND (e = 0 OR e > $3)),
+moved AS (UPDATE ` + Table + ` SET e = $2 WHERE k = $1 AND e <> 0 AND e > $3 AND e < $2 RETURNING v, e)
+SELECT v, e FROM moved UNION ALL SELECT v, e FROM cur WHERE NOT EXISTS (SELECT FROM moved)`
+
+func (t *pgTier) touch(ctx context.Context, key string, e, now int64) ([]byte, int64, error) {
+	var (
+		v    []byte
+		rowE int64
+	)
+	err := t.pool.QueryRow(ctx, touchSQL, key, e, now).Scan(&v, &rowE)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, 0, ErrDeleted
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return v, rowE, nil
 }
 
 // delete deletes key's row; the trigger leaves its tombstone, which goes too, in the same
@@ -116,7 +144,7 @@ func (t *pgTier) sweep(ctx context.Context, now time.Time) error {
 
 // checkSchema makes sure the migrations' table, triggers and columns are in place: without the
 // triggers deleted sessions could come back and go unnoticed by other instances; without the
-// columns every login would fail in Bind.
+// columns every write with an owner would fail.
 func checkSchema(ctx context.Context, db *pgxpool.Pool) error {
 	var triggers, columns int
 	err := db.QueryRow(ctx, `SELECT
@@ -127,12 +155,12 @@ func checkSchema(ctx context.Context, db *pgxpool.Pool) error {
 			'sessions_notify', 'sessions_notify_truncate')),
 		(SELECT count(*) FROM pg_attribute
 		  WHERE attrelid = to_regclass($1) AND NOT attisdropped
-		    AND attname IN ('owner', 'handle', 'info'))`,
+		    AND attname IN ('owner', 'handle'))`,
 		Table).Scan(&triggers, &columns)
 	if err != nil {
 		return fmt.Errorf("storage: check schema: %w", err)
 	}
-	if triggers != 6 || columns != 3 {
+	if triggers != 6 || columns != 2 {
 		return errors.New("storage: table " + Table + " is missing or not migrated: apply the migrations first (migrate up)")
 	}
 	return nil

@@ -2,9 +2,9 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -307,9 +307,8 @@ func TestPostgresTwoStoresStayCoherent(t *testing.T) {
 	t.Run("delete owner", func(t *testing.T) {
 		for _, k := range []string{"o1", "o2"} {
 			mustSet(t, a, k, "v", time.Hour)
-			if err := a.Bind(context.Background(), k, "user-7", nil); err != nil {
-				t.Fatal(err)
-			}
+			// Filed by hand, as an operator could (owners written by Set: TestPostgresOwnedAndDeleteHandle).
+			pgtest.Exec(t, pool, "UPDATE sessions SET owner = 'user-7' WHERE k = $1", hashKey(k))
 			wantValue(t, mustGet(t, b, k), "v")
 		}
 		n, err := DeleteOwner(context.Background(), pool, "user-7") // as the CLI does
@@ -393,28 +392,46 @@ func TestPostgresMissingColumnsIsAnError(t *testing.T) {
 	}
 }
 
-// TestPostgresOwnedAndDeleteHandle lists the rows of one owner and deletes one by its handle,
-// with the statements each costs, and another instance hearing of it.
+// ownedValues files a value "owner key ..." under its first word (Config.Owner).
+func ownedValues(c *Config) {
+	c.Decode = func(val []byte) (any, error) { return string(val), nil }
+	c.Owner = func(d any) string {
+		owner, _, _ := strings.Cut(d.(string), " ")
+		return owner
+	}
+}
+
+// TestPostgresOwnedAndDeleteHandle files rows under their owners as Set writes them, lists the
+// rows of one owner and deletes one by its handle, with the statements each costs, and another
+// instance hearing of it.
 func TestPostgresOwnedAndDeleteHandle(t *testing.T) {
 	t.Parallel()
 	pool, dbURL := pgtest.NewPool(t)
 	var st pgtest.Counter
-	noSweep := func(c *Config) { c.SweepInterval = time.Hour } // the expired row below stays
-	a := newPGStore(t, pgtest.PoolWithCounter(t, dbURL, &st), noSweep)
-	b := newPGStore(t, pool, noSweep)
+	tune := func(c *Config) {
+		c.SweepInterval = time.Hour // the expired row below stays
+		ownedValues(c)
+	}
+	a := newPGStore(t, pgtest.PoolWithCounter(t, dbURL, &st), tune)
+	b := newPGStore(t, pool, tune)
 	ctx := context.Background()
 	for _, k := range []string{"o1", "o2", "o3", "x1"} {
-		mustSet(t, a, k, "v-"+k, time.Hour)
 		owner := "user-7"
 		if k == "x1" {
 			owner = "user-8"
 		}
-		if err := a.Bind(ctx, k, owner, []byte(`{"agent": "`+k+`"}`)); err != nil {
-			t.Fatal(err)
+		mark := st.Mark()
+		mustSet(t, a, k, owner+" "+k, time.Hour)
+		if n, sqls := st.Since(mark); n != 1 {
+			t.Errorf("Set with an owner sent %d statements, want 1: %q", n, sqls)
 		}
 	}
-	mustSet(t, a, "o1", "v-o1 again", time.Hour) // a refresh keeps the handle and the info
-	mustSet(t, a, "unbound", "v", time.Hour)
+	mustSet(t, a, "o1", "user-7 o1 again", time.Hour) // a rewrite keeps the handle
+	mustSet(t, a, "unbound", "", time.Hour)           // ignored, as Fiber's empty values are
+	mustSet(t, a, "nobody", " nobody", time.Hour)     // owner "": filed under none
+	if n := pgtest.Count(t, pool, "SELECT count(*) FROM sessions WHERE owner IS NULL"); n != 1 {
+		t.Errorf("got %d rows without an owner, want 1", n)
+	}
 	pgtest.Exec(t, pool, "INSERT INTO sessions (k, v, e, owner) VALUES ('expired', '\\x01', $1, 'user-7')",
 		time.Now().Add(-time.Minute).Unix())
 
@@ -431,13 +448,16 @@ func TestPostgresOwnedAndDeleteHandle(t *testing.T) {
 	}
 	handles := map[string]string{} // key -> handle
 	for _, r := range got {
-		var info struct{ Agent string }
-		if err := json.Unmarshal(r.Info, &info); err != nil {
-			t.Fatalf("info %q: %v", r.Info, err)
+		f := strings.Fields(string(r.Value))
+		if len(f) < 2 || f[0] != "user-7" {
+			t.Fatalf("Owned(user-7) returned the value %q", r.Value)
 		}
-		k := info.Agent
-		if want := "v-" + k; k != "o1" && string(r.Value) != want {
+		k := f[1]
+		if want := "user-7 " + k; k != "o1" && string(r.Value) != want {
 			t.Errorf("value of %s: got %q, want %q", k, r.Value, want)
+		}
+		if until := time.Until(r.Expires); until < 58*time.Minute || until > time.Hour {
+			t.Errorf("expiry of %s: got %v from now, want about an hour", k, until)
 		}
 		if r.Current != (k == "o2") {
 			t.Errorf("current of %s: got %v, want %v", k, r.Current, k == "o2")
@@ -467,7 +487,7 @@ func TestPostgresOwnedAndDeleteHandle(t *testing.T) {
 		t.Errorf("DeleteHandle of an expired row: got %v, %v; want nothing deleted", deleted, err)
 	}
 
-	wantValue(t, mustGet(t, b, "o1"), "v-o1 again") // in B's memory
+	wantValue(t, mustGet(t, b, "o1"), "user-7 o1 again") // in B's memory
 	mark = st.Mark()
 	deleted, wasKey, err := a.DeleteHandle(ctx, "user-7", handles["o1"], "o2")
 	if n, sqls := st.Since(mark); n != 1 {
@@ -706,5 +726,67 @@ func TestPostgresConnectionsPerInstance(t *testing.T) {
 	t.Logf("connections of one instance under load: %d (pool MaxConns %d + the listener)", n, maxConns)
 	if n > maxConns+1 {
 		t.Fatalf("got %d connections, want at most MaxConns+1 = %d", n, maxConns+1)
+	}
+}
+
+// TestPostgresTouchTellsNobody: a Touch is one statement that moves the row's expiry later;
+// another instance hears nothing of it and keeps serving its copy, which is still correct; the
+// same Touch from that instance writes nothing and brings its copy up to date. A Touch of a key
+// deleted elsewhere fails and writes nothing.
+func TestPostgresTouchTellsNobody(t *testing.T) {
+	t.Parallel()
+	pool, dbURL := pgtest.NewPool(t)
+	var st pgtest.Counter
+	a := newPGStore(t, pgtest.PoolWithCounter(t, dbURL, &st), ownedValues)
+	b := newPGStore(t, pool, ownedValues)
+	ctx := context.Background()
+	mustSet(t, a, "x", "v", time.Minute)
+	wantValue(t, mustGet(t, b, "x"), "v")
+	heard := b.Stats().Invalidations
+
+	until := time.Now().Add(time.Hour)
+	mark := st.Mark()
+	if err := a.Touch(ctx, "x", until); err != nil {
+		t.Fatal(err)
+	}
+	if n, sqls := st.Since(mark); n != 1 {
+		t.Errorf("Touch sent %d statements, want 1: %q", n, sqls)
+	}
+	if e := pgtest.Count(t, pool, "SELECT e FROM sessions WHERE k = $1", hashKey("x")); e < time.Now().Add(59*time.Minute).Unix() {
+		t.Fatalf("row expiry after Touch: %d, want about an hour from now", e)
+	}
+	// A write B hears of, after the Touch: notifications arrive in commit order, so once B has
+	// heard this one it would have heard the Touch's.
+	mustSet(t, a, "barrier", "v", time.Minute)
+	eventually(t, 5*time.Second, "B hears the barrier", func() bool { return b.Stats().Invalidations > heard })
+	if got := b.Stats().Invalidations - heard; got != 1 {
+		t.Fatalf("B heard %d notifications, want 1 (the barrier's): a Touch must tell nobody", got)
+	}
+	if !inMemory(b, "x") {
+		t.Fatal("B dropped its copy of x after a Touch on A")
+	}
+
+	version := func() int64 { // the row's version: changes with every write of it
+		return pgtest.Count(t, pool, "SELECT xmin::text::bigint FROM sessions WHERE k = $1", hashKey("x"))
+	}
+	before := version()
+	if err := b.Touch(ctx, "x", until); err != nil {
+		t.Fatal(err)
+	}
+	if after := version(); after != before {
+		t.Errorf("a Touch to the expiry the row has wrote it (version %d -> %d)", before, after)
+	}
+	if _, exp, err := b.GetDecoded(ctx, "x"); err != nil || exp.Unix() != until.Unix() {
+		t.Errorf("B's copy after its Touch: expires %v, %v; want %v", exp, err, until.Truncate(time.Second))
+	}
+
+	if err := b.Delete("x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Touch(ctx, "x", time.Now().Add(time.Hour)); !errors.Is(err, ErrDeleted) {
+		t.Fatalf("Touch after a Delete on B: got %v, want ErrDeleted", err)
+	}
+	if n := pgtest.Count(t, pool, "SELECT count(*) FROM sessions WHERE k = $1", hashKey("x")); n != 0 {
+		t.Fatal("Touch brought a deleted key back")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Get returns the value of key, or nil when it does not exist or has expired.
@@ -16,66 +17,74 @@ func (s *Store) Get(key string) ([]byte, error) {
 // returns its error, on a memory hit as on a miss. Concurrent misses for one key share a single
 // Postgres read; a caller whose context ends stops waiting for it.
 func (s *Store) GetWithContext(ctx context.Context, key string) ([]byte, error) {
+	val, _, err := s.get(ctx, key)
+	return val, err
+}
+
+// get is GetWithContext that also returns the row's expiry in unix seconds (0: none).
+func (s *Store) get(ctx context.Context, key string) ([]byte, int64, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if key == "" {
-		return nil, nil
+		return nil, 0, nil
 	}
 	now := s.cfg.Now()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, ErrClosed
+		return nil, 0, ErrClosed
 	}
 	if s.mem != nil && s.servingLocked() {
-		if v, ok := s.mem.get(key, now); ok {
+		if v, e, ok := s.mem.get(key, now); ok {
 			s.mu.Unlock()
 			s.stats.hits.Add(1)
-			return v, nil
+			return v, e, nil
 		}
 	}
 	s.mu.Unlock()
 	return s.miss(ctx, key)
 }
 
-// GetDecoded returns Config.Decode of key's value, or nil when the key does not exist or has
-// expired. The decoded form lives with the memory entry: a warm key is decoded once per value,
-// not once per call, and a hit copies, hashes and allocates nothing. Without Config.Decode it
-// returns an error; a context already ended returns its error.
-func (s *Store) GetDecoded(ctx context.Context, key string) (any, error) {
+// GetDecoded returns Config.Decode of key's value and the expiry of its row (the zero Time for
+// none), or nil when the key does not exist or has expired. The decoded form lives with the
+// memory entry: a warm key is decoded once per value, not once per call, and a hit copies,
+// hashes and allocates nothing. The expiry is the row's as this instance last read or wrote
+// it: a Touch elsewhere may have moved it later since. Without Config.Decode it returns an
+// error; a context already ended returns its error.
+func (s *Store) GetDecoded(ctx context.Context, key string) (any, time.Time, error) {
 	if s.cfg.Decode == nil {
-		return nil, errors.New("storage: GetDecoded needs Config.Decode")
+		return nil, time.Time{}, errors.New("storage: GetDecoded needs Config.Decode")
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	if key == "" {
-		return nil, nil
+		return nil, time.Time{}, nil
 	}
 	now := s.cfg.Now()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, ErrClosed
+		return nil, time.Time{}, ErrClosed
 	}
 	if s.mem != nil && s.servingLocked() {
 		if n, ok := s.mem.touch(key, now); ok && n.decoded != nil {
-			d := n.decoded
+			d, e := n.decoded, n.rowExpiry
 			s.mu.Unlock()
 			s.stats.hits.Add(1)
-			return d, nil
+			return d, unixTime(e), nil
 		}
 	}
 	s.mu.Unlock()
 
-	val, err := s.GetWithContext(ctx, key)
+	val, e, err := s.get(ctx, key)
 	if err != nil || val == nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	d, err := s.cfg.Decode(val)
 	if err != nil {
-		return nil, fmt.Errorf("storage: decode: %w", err)
+		return nil, time.Time{}, fmt.Errorf("storage: decode: %w", err)
 	}
 	// Keep it with the entry only if the entry still holds exactly these bytes.
 	digest := sha256.Sum256(val)
@@ -86,16 +95,24 @@ func (s *Store) GetDecoded(ctx context.Context, key string) (any, error) {
 		}
 	}
 	s.mu.Unlock()
-	return d, nil
+	return d, unixTime(e), nil
+}
+
+// unixTime is the time of an expiry in unix seconds, the zero Time for 0 (none).
+func unixTime(e int64) time.Time {
+	if e == 0 {
+		return time.Time{}
+	}
+	return time.Unix(e, 0)
 }
 
 // miss reads key from Postgres, joining the read already in flight for it if there is one.
-func (s *Store) miss(ctx context.Context, key string) ([]byte, error) {
+func (s *Store) miss(ctx context.Context, key string) ([]byte, int64, error) {
 	h := hashKey(key)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, ErrClosed
+		return nil, 0, ErrClosed
 	}
 	s.stats.misses.Add(1)
 	f := s.acquireLocked(h)
@@ -114,14 +131,14 @@ func (s *Store) miss(ctx context.Context, key string) ([]byte, error) {
 	select {
 	case <-ld.done:
 		if ld.err != nil {
-			return nil, ld.err
+			return nil, 0, ld.err
 		}
 		if ld.val == nil {
-			return nil, nil
+			return nil, 0, nil
 		}
-		return append([]byte(nil), ld.val...), nil
+		return append([]byte(nil), ld.val...), ld.e, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, 0, ctx.Err()
 	}
 }
 
@@ -155,9 +172,9 @@ func (s *Store) loadKey(parent context.Context, key, h string, f *flight, ld *lo
 		f.load = nil
 	}
 	if val != nil && s.mayFillLocked(f, since, epoch, row, now) {
-		s.fillLocked(key, h, val, row, now)
+		s.fillLocked(key, h, val, row, nil, now)
 	}
-	ld.val, ld.err = val, err
+	ld.val, ld.e, ld.err = val, e, err
 	close(ld.done)
 	s.releaseLocked(h, f)
 }

@@ -13,9 +13,9 @@
 // dump of the sessions table holds no usable session cookie.
 //
 // The files: config.go (Config), store.go (Store's life: New, Close), read.go (Get, GetDecoded),
-// write.go (Set, Delete, Reset), flight.go (per-key state and the fill rule), listener.go
-// (LISTEN, notifications, the lease), postgres.go (SQL of the tier), owner.go (Bind,
-// DeleteOwner, and one owner's rows: Owned, DeleteHandle), sweep.go, memory.go (the LRU over
+// write.go (Set, Touch, Delete, Reset), flight.go (per-key state and the fill rule), listener.go
+// (LISTEN, notifications, the lease), postgres.go (SQL of the tier), owner.go (the rows
+// of an owner: DeleteOwner, Owned, DeleteHandle), sweep.go, memory.go (the LRU over
 // memory/v2), inmemory.go, stats.go.
 package storage
 

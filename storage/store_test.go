@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -166,7 +167,7 @@ func TestEntryNeverOutlivesRow(t *testing.T) {
 
 	clock.Add(1900 * time.Millisecond) // 2.2 s after the Set, 2.2 s into the miss row
 	wantValue(t, mustGet(t, s, "miss"), "1")
-	if inMemory(s, "set") && s.mem.index[hashKey("set")].deadline.After(time.Unix(ft.rows[hashKey("set")].e, 0)) {
+	if inMemory(s, "set") && s.mem.index[hashKey("set")].deadline.After(time.Unix(ft.row("set").e, 0)) {
 		t.Fatal("entry filled by Set outlives its row")
 	}
 	wantValue(t, mustGet(t, s, "set"), "")
@@ -338,7 +339,7 @@ func TestLateSetAfterDeleteIsRefused(t *testing.T) {
 	if inMemory(s, "a") {
 		t.Fatal("a refused write is in memory")
 	}
-	if _, ok := ft.rows[hashKey("a")]; ok {
+	if _, ok := ft.rowOK("a"); ok {
 		t.Fatal("a refused write is in the tier")
 	}
 	wantValue(t, mustGet(t, s, "a"), "")
@@ -366,7 +367,7 @@ func TestConcurrentSetsNeverLeaveMemoryBehindTheTier(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	tierVal := string(ft.rows[hashKey("k")].v)
+	tierVal := string(ft.row("k").v)
 	wantValue(t, mustGet(t, s, "k"), tierVal)
 }
 
@@ -589,11 +590,11 @@ func TestClosedStoreRefusesCalls(t *testing.T) {
 	ctx := context.Background()
 	for name, call := range map[string]func() error{
 		"Get":           func() error { _, err := s.Get("a"); return err },
-		"GetDecoded":    func() error { _, err := s.GetDecoded(ctx, "a"); return err },
+		"GetDecoded":    func() error { _, _, err := s.GetDecoded(ctx, "a"); return err },
+		"Touch":         func() error { return s.Touch(ctx, "a", time.Now().Add(time.Hour)) },
 		"Set":           func() error { return s.Set("a", []byte("1"), 0) },
 		"Delete":        func() error { return s.Delete("a") },
 		"Reset":         func() error { return s.Reset() },
-		"Bind":          func() error { return s.Bind(ctx, "a", "owner", nil) },
 		"DeleteOwner":   func() error { _, err := s.DeleteOwner(ctx, "owner"); return err },
 		"Owned":         func() error { _, err := s.Owned(ctx, "owner", "a"); return err },
 		"DeleteHandle":  func() error { _, _, err := s.DeleteHandle(ctx, "owner", "h", "a"); return err },
@@ -615,7 +616,7 @@ func TestHitHonoursEndedContext(t *testing.T) {
 	s, _, _ := newTestStore(t, 10)
 	s.cfg.Decode = func(v []byte) (any, error) { return string(v), nil }
 	mustSet(t, s, "a", "1", time.Hour)
-	if _, err := s.GetDecoded(context.Background(), "a"); err != nil { // decoded form cached
+	if _, _, err := s.GetDecoded(context.Background(), "a"); err != nil { // decoded form cached
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -623,7 +624,7 @@ func TestHitHonoursEndedContext(t *testing.T) {
 	if v, err := s.GetWithContext(ctx, "a"); !errors.Is(err, context.Canceled) || v != nil {
 		t.Fatalf("GetWithContext on a hit with a cancelled context: got %q, %v; want nil, context.Canceled", v, err)
 	}
-	if d, err := s.GetDecoded(ctx, "a"); !errors.Is(err, context.Canceled) || d != nil {
+	if d, _, err := s.GetDecoded(ctx, "a"); !errors.Is(err, context.Canceled) || d != nil {
 		t.Fatalf("GetDecoded on a hit with a cancelled context: got %v, %v; want nil, context.Canceled", d, err)
 	}
 	if !inMemory(s, "a") {
@@ -645,7 +646,7 @@ func TestNeverServedPastRequestedExpiry(t *testing.T) {
 			wantValue(t, mustGet(t, s, "a"), "")
 			s.flushAll()
 			wantValue(t, mustGet(t, s, "a"), "")
-			if e := ft.rows[hashKey("a")].e; time.Unix(e, 0).After(time.Unix(1_700_000_000, 0).Add(frac + exp)) {
+			if e := ft.row("a").e; time.Unix(e, 0).After(time.Unix(1_700_000_000, 0).Add(frac + exp)) {
 				t.Fatalf("row expires at %d, after the requested expiry", e)
 			}
 		})
@@ -809,12 +810,12 @@ func TestGetDecodedDecodesOncePerValue(t *testing.T) {
 	ctx := context.Background()
 	mustSet(t, s, "a", "v1", time.Hour)
 
-	first, err := s.GetDecoded(ctx, "a")
+	first, _, err := s.GetDecoded(ctx, "a")
 	if err != nil || *first.(*string) != "v1" {
 		t.Fatalf("got %v, %v; want v1", first, err)
 	}
 	for range 10 {
-		got, err := s.GetDecoded(ctx, "a")
+		got, _, err := s.GetDecoded(ctx, "a")
 		if err != nil || got != first {
 			t.Fatalf("got %v, %v; want the same decoded value as before", got, err)
 		}
@@ -824,32 +825,32 @@ func TestGetDecodedDecodesOncePerValue(t *testing.T) {
 	}
 
 	mustSet(t, s, "a", "v2", time.Hour) // a new value is decoded anew
-	if got, _ := s.GetDecoded(ctx, "a"); *got.(*string) != "v2" {
+	if got, _, _ := s.GetDecoded(ctx, "a"); *got.(*string) != "v2" {
 		t.Fatalf("got %q, want v2", *got.(*string))
 	}
 	s.apply(updatePayload(hashKey("a"), "v3", clock.Now().Unix()+100)) // another instance wrote
 	ft.put(hashKey("a"), []byte("v3"), clock.Now().Unix()+100)
-	if got, _ := s.GetDecoded(ctx, "a"); *got.(*string) != "v3" {
+	if got, _, _ := s.GetDecoded(ctx, "a"); *got.(*string) != "v3" {
 		t.Fatalf("got %q after an invalidation, want v3", *got.(*string))
 	}
 	if err := s.Delete("a"); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.GetDecoded(ctx, "a"); got != nil || err != nil {
+	if got, _, err := s.GetDecoded(ctx, "a"); got != nil || err != nil {
 		t.Fatalf("got %v, %v after Delete; want nil, nil", got, err)
 	}
 }
 
 func TestGetDecodedErrors(t *testing.T) {
 	s, _, _ := newTestStore(t, 10)
-	if _, err := s.GetDecoded(context.Background(), "a"); err == nil {
+	if _, _, err := s.GetDecoded(context.Background(), "a"); err == nil {
 		t.Fatal("GetDecoded without Config.Decode succeeded")
 	}
 	var decodes atomic.Int64
 	s.cfg.Decode = decodeCounting(&decodes)
 	mustSet(t, s, "bad", "undecodable", time.Hour)
 	for range 2 {
-		if _, err := s.GetDecoded(context.Background(), "bad"); !errors.Is(err, errBoom) {
+		if _, _, err := s.GetDecoded(context.Background(), "bad"); !errors.Is(err, errBoom) {
 			t.Fatalf("got %v, want %v", err, errBoom)
 		}
 	}
@@ -924,4 +925,133 @@ func TestMemoryKeepsItsOwnCopyOfTheKey(t *testing.T) {
 	}
 	wantValue(t, mustGet(t, s, "session-b"), "")
 	assertIndexMatchesMemory(t, s)
+}
+
+// TestTouch moves an expiry later and changes nothing else: the value, the decoded form kept
+// with it, and a key without expiry stay; a missing, deleted or expired key is not brought back.
+func TestTouch(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	var decodes atomic.Int64
+	s.cfg.Decode = decodeCounting(&decodes)
+	ctx := context.Background()
+	mustSet(t, s, "a", "v1", time.Minute)
+	first, exp, err := s.GetDecoded(ctx, "a")
+	if err != nil || *first.(*string) != "v1" || exp.Unix() != clock.Now().Add(time.Minute).Unix() {
+		t.Fatalf("GetDecoded: got %v, %v, %v; want v1 expiring in a minute", first, exp, err)
+	}
+
+	if err := s.Touch(ctx, "a", clock.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	want := clock.Now().Add(time.Hour).Unix()
+	if r := ft.row("a"); r.e != want || string(r.v) != "v1" {
+		t.Fatalf("row after Touch: %q expiring at %d, want v1 at %d", r.v, r.e, want)
+	}
+	got, exp, err := s.GetDecoded(ctx, "a")
+	if err != nil || got != first || exp.Unix() != want {
+		t.Fatalf("GetDecoded after Touch: got %v (first %v), %v, %v; want the same decoded value expiring at %d", got, first, exp, err, want)
+	}
+	if decodes.Load() != 1 || ft.gets.Load() != 0 {
+		t.Fatalf("got %d decodes and %d tier reads, want 1 and 0: a touch keeps the entry and its decoded form", decodes.Load(), ft.gets.Load())
+	}
+
+	// Never earlier.
+	if err := s.Touch(ctx, "a", clock.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if r := ft.row("a"); r.e != want {
+		t.Fatalf("a shorter Touch moved the expiry to %d, want it left at %d", r.e, want)
+	}
+	// A key without expiry keeps none.
+	mustSet(t, s, "forever", "v", 0)
+	if err := s.Touch(ctx, "forever", clock.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if r := ft.row("forever"); r.e != 0 {
+		t.Fatalf("Touch gave a key without expiry the expiry %d", r.e)
+	}
+
+	// Nothing is brought back.
+	mustSet(t, s, "gone", "v", time.Hour)
+	if err := s.Delete("gone"); err != nil {
+		t.Fatal(err)
+	}
+	mustSet(t, s, "old", "v", time.Second)
+	clock.Add(2 * time.Second)
+	for _, k := range []string{"never", "gone", "old", ""} {
+		if err := s.Touch(ctx, k, clock.Now().Add(time.Hour)); !errors.Is(err, ErrDeleted) {
+			t.Errorf("Touch(%q): got %v, want ErrDeleted", k, err)
+		}
+		if k != "" {
+			if r, ok := ft.rowOK(k); ok && !expired(r.e, clock.Now()) {
+				t.Errorf("Touch(%q) brought the key back", k)
+			}
+		}
+	}
+	for _, past := range []time.Time{{}, clock.Now(), clock.Now().Add(-time.Hour)} {
+		if err := s.Touch(ctx, "a", past); err == nil {
+			t.Errorf("Touch to %v succeeded, want an error: not in the future", past)
+		}
+	}
+}
+
+// TestTouchDuringReadKeepsNewerExpiry: a read that began before a Touch and returns after it must
+// not put the row it read, with its older expiry, over what the Touch filled.
+func TestTouchDuringReadKeepsNewerExpiry(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	ft.put(hashKey("a"), []byte("v"), clock.Now().Unix()+60)
+	reached, proceed := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	ft.afterGet = func(string) { once.Do(func() { close(reached); <-proceed }) }
+	done := make(chan error, 1)
+	go func() { _, err := s.Get("a"); done <- err }()
+	<-reached // the read holds the row expiring in a minute
+	if err := s.Touch(context.Background(), "a", clock.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	close(proceed)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	n, ok := s.mem.lookup(hashKey("a"))
+	s.mu.Unlock()
+	if !ok || n.rowExpiry != clock.Now().Unix()+3600 {
+		t.Fatalf("memory after the read: %+v, %v; want the touched row, expiring in an hour", n, ok)
+	}
+}
+
+// TestSetWithOwner: with Config.Owner, Set decodes the value once, writes the owner with it, and
+// the decoded form is the one GetDecoded returns; a value Decode refuses is not written.
+func TestSetWithOwner(t *testing.T) {
+	s, ft, _ := newTestStore(t, 10)
+	var decodes atomic.Int64
+	s.cfg.Decode = decodeCounting(&decodes)
+	var owners []string
+	s.cfg.Owner = func(d any) string {
+		owners = append(owners, "owner of "+*d.(*string))
+		return owners[len(owners)-1]
+	}
+	ctx := context.Background()
+	mustSet(t, s, "a", "v1", time.Hour)
+	if got, _, err := s.GetDecoded(ctx, "a"); err != nil || *got.(*string) != "v1" {
+		t.Fatalf("GetDecoded: got %v, %v; want v1", got, err)
+	}
+	if decodes.Load() != 1 || ft.gets.Load() != 0 || len(owners) != 1 || owners[0] != "owner of v1" {
+		t.Fatalf("got %d decodes, %d reads and owners %q; want 1, 0 and [owner of v1]", decodes.Load(), ft.gets.Load(), owners)
+	}
+	if err := s.Set("a", []byte("undecodable"), time.Hour); !errors.Is(err, errBoom) {
+		t.Fatalf("Set of an undecodable value: got %v, want %v", err, errBoom)
+	}
+	if r := ft.row("a"); string(r.v) != "v1" || ft.sets.Load() != 1 {
+		t.Fatalf("an undecodable value reached the tier: row %q, %d writes", r.v, ft.sets.Load())
+	}
+}
+
+func TestConfigOwnerNeedsDecode(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Owner = func(any) string { return "" }
+	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "Owner needs Decode") {
+		t.Fatalf("validate: got %v, want an error naming Owner and Decode", err)
+	}
 }

@@ -31,6 +31,17 @@ func (s *Store) SetWithContext(ctx context.Context, key string, val []byte, exp 
 	h := hashKey(key)
 	val = append([]byte(nil), val...) // Fiber reuses its buffers
 	row := rowState{digest: sha256.Sum256(val), e: rowExpiry(s.cfg.Now(), exp)}
+	var (
+		decoded any
+		owner   string
+	)
+	if s.cfg.Owner != nil {
+		d, err := s.cfg.Decode(val)
+		if err != nil {
+			return fmt.Errorf("storage: set: decode: %w", err)
+		}
+		decoded, owner = d, s.cfg.Owner(d)
+	}
 
 	s.mu.Lock()
 	if s.closed {
@@ -43,7 +54,7 @@ func (s *Store) SetWithContext(ctx context.Context, key string, val []byte, exp 
 
 	ctx, cancel := s.callContext(ctx)
 	s.callHook("set:before", h)
-	err := s.tier.set(ctx, h, val, row.e)
+	err := s.tier.set(ctx, h, val, row.e, owner)
 	cancel()
 	s.stats.writes.Add(1)
 	s.callHook("set:after", h)
@@ -54,7 +65,7 @@ func (s *Store) SetWithContext(ctx context.Context, key string, val []byte, exp 
 	fill := err == nil && s.mayFillLocked(f, since, epoch, row, s.cfg.Now())
 	s.bumpLocked(f) // reads that began during the write must not fill the old value
 	if fill {
-		s.fillLocked(key, h, val, row, s.cfg.Now())
+		s.fillLocked(key, h, val, row, decoded, s.cfg.Now())
 	}
 	s.releaseLocked(h, f)
 	if errors.Is(err, ErrDeleted) {
@@ -62,6 +73,73 @@ func (s *Store) SetWithContext(ctx context.Context, key string, val []byte, exp 
 	}
 	if err != nil {
 		return fmt.Errorf("storage: set: %w", err)
+	}
+	return nil
+}
+
+// Touch moves key's expiry to expires (in whole seconds, rounded down) if that is later than
+// the expiry it has, and changes nothing else, in one statement: the value, its owner and a key
+// without expiry stay as they are, and a Touch that would not move the expiry writes nothing.
+// Either way this instance's copy then holds the row as it is. No other instance is told (the
+// migration's trigger sends nothing for a later expiry): their copies expire at the old time,
+// which is still correct. Callers that touch a key from several instances save writes by
+// agreeing on expires (the same value for a while, not "now + d"): every Touch after the first
+// then only reads. Touch returns ErrDeleted when key has no live row (deleted, expired, or never
+// written), so it never brings a key back; expires must be in the future. The key's decoded form
+// (GetDecoded) is kept.
+func (s *Store) Touch(ctx context.Context, key string, expires time.Time) error {
+	now := s.cfg.Now()
+	if e := expires.Unix(); expired(e, now) || e == 0 {
+		return fmt.Errorf("storage: touch: expiry %v is not in the future", expires)
+	}
+	if key == "" {
+		return ErrDeleted
+	}
+	h := hashKey(key)
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	var kept *node // the decoded form survives if the value turns out unchanged
+	if s.mem != nil {
+		if n, ok := s.mem.lookup(h); ok && n.decoded != nil {
+			kept = &node{digest: n.digest, decoded: n.decoded}
+		}
+	}
+	f := s.beginWriteLocked(h)
+	since, epoch := f.gen, s.epoch
+	s.mu.Unlock()
+
+	ctx, cancel := s.callContext(ctx)
+	s.callHook("touch:before", h)
+	val, e, err := s.tier.touch(ctx, h, expires.Unix(), now.Unix())
+	cancel()
+	s.stats.writes.Add(1)
+
+	var row rowState
+	if err == nil {
+		row = rowState{digest: sha256.Sum256(val), e: e}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f.writers--
+	fill := err == nil && s.mayFillLocked(f, since, epoch, row, s.cfg.Now())
+	s.bumpLocked(f)
+	if fill {
+		var decoded any
+		if kept != nil && kept.digest == row.digest {
+			decoded = kept.decoded
+		}
+		s.fillLocked(key, h, val, row, decoded, s.cfg.Now())
+	}
+	s.releaseLocked(h, f)
+	if errors.Is(err, ErrDeleted) {
+		return ErrDeleted
+	}
+	if err != nil {
+		return fmt.Errorf("storage: touch: %w", err)
 	}
 	return nil
 }
