@@ -50,8 +50,9 @@ func (s *Store) get(ctx context.Context, key string) ([]byte, int64, error) {
 // none), or nil when the key does not exist or has expired. The decoded form lives with the
 // memory entry: a warm key is decoded once per value, not once per call, and a hit copies,
 // hashes and allocates nothing. The expiry is the row's as this instance last read or wrote
-// it: a Touch elsewhere may have moved it later since. Without Config.Decode it returns an
-// error; a context already ended returns its error.
+// it, never later than the row's: another instance may have moved it later since (a Touch, or
+// a write of the same value), which leaves this copy alone. Without Config.Decode it returns
+// an error; a context already ended returns its error.
 func (s *Store) GetDecoded(ctx context.Context, key string) (any, time.Time, error) {
 	if s.cfg.Decode == nil {
 		return nil, time.Time{}, errors.New("storage: GetDecoded needs Config.Decode")
