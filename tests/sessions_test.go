@@ -112,6 +112,40 @@ func TestLoginChangesSessionID(t *testing.T) {
 	mustMe(t, ada, s, http.StatusOK)
 }
 
+// TestLoginNeverReusesAPlantedID: a correctly signed id that names no live session (Eve logged
+// out of it, or let it expire) is as worthless as any other planted id: the login starts under
+// a new id, answers 200, and Eve's copy of the old id gets nothing.
+func TestLoginNeverReusesAPlantedID(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	mustCreateUser(t, dbURL, "eve@example.com", password)
+	env := baseEnv(dbURL)
+	env["SESSION_IDLE_TIMEOUT"] = "1h"
+	clk := newClock()
+	s := startServer(t, env, app.Hooks{Now: clk.Now})
+
+	eve := newClient(t)
+	mustLogin(t, eve, s, "eve@example.com", password)
+	loggedOut := sessionCookie(t, eve, s)
+	if status, body := do(t, eve, "POST", s.URL+"/logout", "", ""); status != http.StatusNoContent {
+		t.Fatalf("eve's logout: got %d %s", status, body)
+	}
+	mustLogin(t, eve, s, "eve@example.com", password)
+	expired := sessionCookie(t, eve, s)
+	clk.Advance(time.Hour + time.Minute) // eve's session expires; its row is still there
+	for what, planted := range map[string]string{"logged out": loggedOut, "expired": expired} {
+		ada := withCookieJar(t, s, planted)
+		mustLogin(t, ada, s, email, password)
+		if got := sessionCookie(t, ada, s); got == "" || got == planted {
+			t.Errorf("%s id planted: session id after login %q, want a new one", what, got)
+		}
+		if status, body := do(t, withCookie(planted), "GET", s.URL+"/me", "", ""); status != http.StatusUnauthorized {
+			t.Errorf("%s id planted: the planted id after Ada's login got %d %s, want 401", what, status, body)
+		}
+	}
+}
+
 func TestCookieSecure(t *testing.T) {
 	t.Parallel()
 	dbURL := pgtest.NewURL(t)
