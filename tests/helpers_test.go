@@ -118,7 +118,7 @@ func (b *syncBuffer) String() string {
 func runCLI(t testing.TB, env map[string]string, stdin string, args ...string) (string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	err := app.Run(context.Background(), args, lookupEnv(env), strings.NewReader(stdin), &stdout, &stderr)
+	err := app.Run(context.Background(), args, lookupEnv(env), strings.NewReader(stdin), &stdout, &stderr, app.Hooks{})
 	return stdout.String(), err
 }
 

@@ -294,7 +294,7 @@ func TestSecurityLogKeepsSecrets(t *testing.T) {
 	}
 	var cliOut, cliLog bytes.Buffer
 	if err := app.Run(context.Background(), []string{"user", "passwd", email}, lookupEnv(baseEnv(dbURL)),
-		strings.NewReader(newPassword+"\n"), &cliOut, &cliLog); err != nil {
+		strings.NewReader(newPassword+"\n"), &cliOut, &cliLog, app.Hooks{}); err != nil {
 		t.Fatalf("user passwd: %v\n%s", err, cliLog.String())
 	}
 

@@ -560,25 +560,6 @@ func TestDatabaseGone(t *testing.T) {
 	}
 }
 
-// bench/ keeps sessions in storage.NewInMemory (app.Hooks.InMemoryStore) to measure an upper
-// bound; login, the guard and logout must work on it, and nothing reaches the sessions table.
-func TestInMemoryStoreHook(t *testing.T) {
-	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	s := startServer(t, baseEnv(dbURL), app.Hooks{InMemoryStore: true})
-	c := newClient(t)
-	mustLogin(t, c, s, email, password)
-	mustMe(t, c, s, http.StatusOK)
-	if n := sessionRows(t, dbURL); n != 0 {
-		t.Errorf("sessions rows with the memory storage: got %d, want 0", n)
-	}
-	if status, _ := do(t, c, "POST", s.URL+"/logout", "", ""); status != http.StatusNoContent {
-		t.Errorf("logout: got %d, want 204", status)
-	}
-	mustMe(t, c, s, http.StatusUnauthorized)
-}
-
 // slidingFixture creates a database with the test user and returns its URL, the server
 // environment for it with a one-hour idle timeout and a one-minute touch interval, and a test
 // clock.
