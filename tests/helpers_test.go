@@ -130,6 +130,24 @@ func mustCreateUser(t testing.TB, dbURL, email, password string) {
 	}
 }
 
+// withUser creates a fresh database with the test user (email, password) and returns its URL
+// and the environment of a server on it (baseEnv), for the test to adjust.
+func withUser(t testing.TB) (dbURL string, env map[string]string) {
+	t.Helper()
+	dbURL = pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	return dbURL, baseEnv(dbURL)
+}
+
+// startCounted starts a server as startServer does, with a statement counter on its database
+// pool (which the session store shares), and returns both.
+func startCounted(t testing.TB, env map[string]string, hooks app.Hooks) (*server, *pgtest.Counter) {
+	t.Helper()
+	st := new(pgtest.Counter)
+	hooks.PoolConfig = st.Install
+	return startServer(t, env, hooks), st
+}
+
 // newClient returns an HTTP client with a cookie jar of its own: one browser. The jar keys
 // cookies by host, not port, so one client carries its session to every test server.
 func newClient(t *testing.T) *http.Client {

@@ -81,10 +81,9 @@ func TestLoginMeLogout(t *testing.T) {
 
 func TestLoginChangesSessionID(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
+	dbURL, env := withUser(t)
 	mustCreateUser(t, dbURL, "eve@example.com", password)
-	s := startServer(t, baseEnv(dbURL), app.Hooks{})
+	s := startServer(t, env, app.Hooks{})
 
 	// Eve logs in, then plants her session id in Ada's browser (session fixation).
 	eve := newClient(t)
@@ -114,9 +113,7 @@ func TestLoginChangesSessionID(t *testing.T) {
 
 func TestCookieSecure(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
+	_, env := withUser(t)
 	delete(env, "COOKIE_SECURE") // the default
 	s := startServer(t, env, app.Hooks{})
 
@@ -131,9 +128,8 @@ func TestCookieSecure(t *testing.T) {
 
 func TestLoginFailuresLookAlike(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	s := startServer(t, baseEnv(dbURL), app.Hooks{})
+	dbURL, env := withUser(t)
+	s := startServer(t, env, app.Hooks{})
 
 	type answer struct {
 		status int
@@ -159,9 +155,8 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	s := startServer(t, baseEnv(dbURL), app.Hooks{})
+	dbURL, env := withUser(t)
+	s := startServer(t, env, app.Hooks{})
 
 	tests := []struct {
 		name, method, path, contentType, body string
@@ -232,16 +227,15 @@ func TestHealthAndReady(t *testing.T) {
 
 func TestSessionSurvivesRestart(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
+	_, env := withUser(t)
 	c := newClient(t)
 
-	first := startServer(t, baseEnv(dbURL), app.Hooks{})
+	first := startServer(t, env, app.Hooks{})
 	mustLogin(t, c, first, email, password)
 	mustMe(t, c, first, http.StatusOK)
 	first.Stop()
 
-	second := startServer(t, baseEnv(dbURL), app.Hooks{})
+	second := startServer(t, env, app.Hooks{})
 	mustMe(t, c, second, http.StatusOK)
 }
 
@@ -326,9 +320,7 @@ func TestPasswordChangeEndsSessions(t *testing.T) {
 
 func TestExpiredSessionRefused(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
+	_, env := withUser(t)
 	env["SESSION_IDLE_TIMEOUT"] = "1h"
 	clk := newClock()
 	s := startServer(t, env, app.Hooks{Now: clk.Now})
@@ -447,9 +439,7 @@ func TestTouchIntervalBoundsWrites(t *testing.T) {
 
 func TestSmallMemoryTierKeepsEverySession(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
+	_, env := withUser(t)
 	env["SESSION_CACHE_CAPACITY"] = "10"
 	s := startServer(t, env, app.Hooks{})
 
@@ -473,14 +463,11 @@ func TestSmallMemoryTierKeepsEverySession(t *testing.T) {
 
 func TestWarmMeSendsNoStatement(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
+	_, env := withUser(t)
 	// The periodic sweep of expired rows is the one statement an idle server sends; keep it out
 	// of the measurement.
 	env["SESSION_SWEEP_INTERVAL"] = "1h"
-	var st pgtest.Counter
-	s := startServer(t, env, app.Hooks{PoolConfig: st.Install})
+	s, st := startCounted(t, env, app.Hooks{})
 	c := newClient(t)
 
 	mark := st.Mark()
@@ -528,9 +515,7 @@ func withCookieJar(t *testing.T, s *server, value string) *http.Client {
 
 func TestDatabaseGone(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
+	dbURL, env := withUser(t)
 	env["SESSION_CACHE_CAPACITY"] = "0" // every /me reads Postgres
 	env["DB_QUERY_TIMEOUT"] = "1s"
 	s := startServer(t, env, app.Hooks{})
@@ -565,9 +550,7 @@ func TestDatabaseGone(t *testing.T) {
 // clock.
 func slidingFixture(t *testing.T) (dbURL string, env map[string]string, clk *clock) {
 	t.Helper()
-	dbURL = pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env = baseEnv(dbURL)
+	dbURL, env = withUser(t)
 	env["SESSION_IDLE_TIMEOUT"] = "1h"
 	env["SESSION_TOUCH_INTERVAL"] = "1m"
 	return dbURL, env, newClock()
@@ -577,7 +560,6 @@ func slidingFixture(t *testing.T) (dbURL string, env map[string]string, clk *clo
 // instances behind a load balancer.
 func twoServers(t *testing.T) (dbURL string, a, b *server) {
 	t.Helper()
-	dbURL = pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	return dbURL, startServer(t, baseEnv(dbURL), app.Hooks{}), startServer(t, baseEnv(dbURL), app.Hooks{})
+	dbURL, env := withUser(t)
+	return dbURL, startServer(t, env, app.Hooks{}), startServer(t, env, app.Hooks{})
 }
