@@ -36,8 +36,8 @@ type Config struct {
 	TouchInterval time.Duration // SESSION_TOUCH_INTERVAL: least time between two refreshes of a session's expiry
 
 	// Store is the session store's configuration, from storage.DefaultConfig. The environment
-	// sets five of its fields; the rest keep their defaults, and storeConfig adds the clock and
-	// the decoder.
+	// sets five of its fields; the rest keep their defaults, and storeConfig adds the clock, the
+	// decoder and the owner.
 	//   Capacity      SESSION_CACHE_CAPACITY: sessions kept in memory; 0 = none
 	//   MaxAge        SESSION_CACHE_MAX_AGE: longest a session stays in memory without a read from Postgres
 	//   SweepInterval SESSION_SWEEP_INTERVAL: how often expired sessions are deleted
