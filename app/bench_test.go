@@ -17,15 +17,10 @@ import (
 )
 
 // BenchmarkMe measures a warm GET /me, guard included, through Fiber's handler without the
-// network: on the tiered store (Tiered), on the same store over memory only (InMemory, what
-// bench/ calls memory-only), and a bare Fiber handler that writes the same JSON (Bare).
+// network: on the tiered store (Tiered), and a bare Fiber handler that writes the same JSON
+// (Bare).
 func BenchmarkMe(b *testing.B) {
 	db, cfg, ids, log, tiered := benchSetup(b)
-	inMemory, err := storage.NewInMemory(cfg.storeConfig(time.Now))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer inMemory.Close()
 
 	bare := fiber.New()
 	bare.Get("/me", func(c *fiber.Ctx) error {
@@ -45,7 +40,6 @@ func BenchmarkMe(b *testing.B) {
 		// The same server with a /me that skips the guard: the cost of the session layer alone is
 		// Tiered minus this (the request log, headers and checks are paid by every route).
 		{"Unguarded", unguarded(newServer(cfg, db, tiered, ids, nil, Hooks{Now: time.Now}, log)), "none", "/me-unguarded"},
-		{"InMemory", newServer(cfg, db, inMemory, ids, nil, Hooks{Now: time.Now, InMemoryStore: true}, log).Handler(), "", "/me"},
 		{"Bare", bare.Handler(), "none", "/me"},
 	} {
 		if bb.sid == "" {

@@ -21,11 +21,9 @@ import (
 // Config is everything the program reads from its environment. Each field names its variable;
 // .env.example lists them all with their defaults. LoadConfig is the only way to fill it.
 type Config struct {
-	DatabaseURL       string        // DATABASE_URL: the PostgreSQL server and database
-	ListenDatabaseURL string        // LISTEN_DATABASE_URL: direct URL for LISTEN; "" = DATABASE_URL
-	MigrateOnStart    bool          // MIGRATE_ON_START: serve and user commands apply pending migrations first
-	ConnectTimeout    time.Duration // DB_CONNECT_TIMEOUT: how long start-up keeps trying to reach the database
-	QueryTimeout      time.Duration // DB_QUERY_TIMEOUT: deadline of every database call
+	DatabaseURL    string        // DATABASE_URL: the PostgreSQL server and database
+	MigrateOnStart bool          // MIGRATE_ON_START: serve and user commands apply pending migrations first
+	ConnectTimeout time.Duration // DB_CONNECT_TIMEOUT: how long start-up keeps trying to reach the database
 
 	Host            string        // HOST: interface to listen on; "" = all
 	Port            int           // PORT: TCP port; 0 = any free port
@@ -36,9 +34,16 @@ type Config struct {
 	IdleTimeout   time.Duration // SESSION_IDLE_TIMEOUT: a session ends after this long unused
 	MaxLifetime   time.Duration // SESSION_MAX_LIFETIME: a session ends this long after login, however much it is used
 	TouchInterval time.Duration // SESSION_TOUCH_INTERVAL: least time between two refreshes of a session's expiry
-	CacheCapacity int           // SESSION_CACHE_CAPACITY: sessions kept in memory; 0 = none
-	CacheMaxAge   time.Duration // SESSION_CACHE_MAX_AGE: longest a session stays in memory without a read from Postgres
-	SweepInterval time.Duration // SESSION_SWEEP_INTERVAL: how often expired sessions are deleted
+
+	// Store is the session store's configuration, from storage.DefaultConfig. The environment
+	// sets five of its fields; the rest keep their defaults, and storeConfig adds the clock, the
+	// decoder and the owner.
+	//   Capacity      SESSION_CACHE_CAPACITY: sessions kept in memory; 0 = none
+	//   MaxAge        SESSION_CACHE_MAX_AGE: longest a session stays in memory without a read from Postgres
+	//   SweepInterval SESSION_SWEEP_INTERVAL: how often expired sessions are deleted
+	//   ListenURL     LISTEN_DATABASE_URL: direct URL for LISTEN; "" = DATABASE_URL
+	//   QueryTimeout  DB_QUERY_TIMEOUT: deadline of every database call, the store's and the app's
+	Store storage.Config
 
 	LogLevel          slog.Level // LOG_LEVEL: debug, info, warn or error
 	LogFormat         string     // LOG_FORMAT: text or json; "" = text when standard error is a terminal, else json
@@ -60,21 +65,17 @@ type Config struct {
 // DefaultConfig returns the configuration used for every variable left unset. TouchInterval is
 // 0 here: LoadConfig derives it from IdleTimeout (see defaultTouchInterval).
 func DefaultConfig() Config {
-	st := storage.DefaultConfig()
 	return Config{
 		DatabaseURL:     "postgres://postgres@127.0.0.1:5432/sessions?sslmode=disable",
 		MigrateOnStart:  true,
 		ConnectTimeout:  5 * time.Second,
-		QueryTimeout:    st.QueryTimeout,
 		Port:            3000,
 		ShutdownTimeout: 10 * time.Second,
 		BodyLimit:       16 << 10,
 		CookieSecure:    true,
 		IdleTimeout:     7 * 24 * time.Hour,
 		MaxLifetime:     30 * 24 * time.Hour,
-		CacheCapacity:   storage.DefaultCapacity,
-		CacheMaxAge:     st.MaxAge,
-		SweepInterval:   st.SweepInterval,
+		Store:           storage.DefaultConfig(),
 		LogLevel:        slog.LevelInfo,
 		MetricsAddr:     "127.0.0.1:9091",
 
@@ -105,10 +106,10 @@ func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	cfg := DefaultConfig()
 	p := envParser{lookup: lookupEnv}
 	parseVar(&p, "DATABASE_URL", parseString, &cfg.DatabaseURL)
-	parseVar(&p, "LISTEN_DATABASE_URL", parseString, &cfg.ListenDatabaseURL)
+	parseVar(&p, "LISTEN_DATABASE_URL", parseString, &cfg.Store.ListenURL)
 	parseVar(&p, "MIGRATE_ON_START", parseBool, &cfg.MigrateOnStart)
 	parseVar(&p, "DB_CONNECT_TIMEOUT", parseDuration, &cfg.ConnectTimeout)
-	parseVar(&p, "DB_QUERY_TIMEOUT", parseDuration, &cfg.QueryTimeout)
+	parseVar(&p, "DB_QUERY_TIMEOUT", parseDuration, &cfg.Store.QueryTimeout)
 	parseVar(&p, "HOST", parseString, &cfg.Host)
 	parseVar(&p, "PORT", parseInt, &cfg.Port)
 	parseVar(&p, "SHUTDOWN_TIMEOUT", parseDuration, &cfg.ShutdownTimeout)
@@ -117,9 +118,9 @@ func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	parseVar(&p, "SESSION_IDLE_TIMEOUT", parseDuration, &cfg.IdleTimeout)
 	parseVar(&p, "SESSION_MAX_LIFETIME", parseDuration, &cfg.MaxLifetime)
 	parseVar(&p, "SESSION_TOUCH_INTERVAL", parseDuration, &cfg.TouchInterval)
-	parseVar(&p, "SESSION_CACHE_CAPACITY", parseInt, &cfg.CacheCapacity)
-	parseVar(&p, "SESSION_CACHE_MAX_AGE", parseDuration, &cfg.CacheMaxAge)
-	parseVar(&p, "SESSION_SWEEP_INTERVAL", parseDuration, &cfg.SweepInterval)
+	parseVar(&p, "SESSION_CACHE_CAPACITY", parseInt, &cfg.Store.Capacity)
+	parseVar(&p, "SESSION_CACHE_MAX_AGE", parseDuration, &cfg.Store.MaxAge)
+	parseVar(&p, "SESSION_SWEEP_INTERVAL", parseDuration, &cfg.Store.SweepInterval)
 	parseVar(&p, "LOG_LEVEL", parseLevel, &cfg.LogLevel)
 	parseVar(&p, "LOG_FORMAT", parseLogFormat, &cfg.LogFormat)
 	// Unlike the others, METRICS_ADDR set to "" means something: no metrics listener.
@@ -154,8 +155,8 @@ func (c Config) validate() []string {
 	if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
 		bad("DATABASE_URL is not a PostgreSQL URL: %v", oneLine(err))
 	}
-	if c.ListenDatabaseURL != "" {
-		if _, err := pgx.ParseConfig(c.ListenDatabaseURL); err != nil {
+	if c.Store.ListenURL != "" {
+		if _, err := pgx.ParseConfig(c.Store.ListenURL); err != nil {
 			bad("LISTEN_DATABASE_URL is not a PostgreSQL URL: %v", oneLine(err))
 		}
 	}
@@ -165,8 +166,8 @@ func (c Config) validate() []string {
 	if c.BodyLimit < handlers.MaxLoginBody {
 		bad("BODY_LIMIT=%d is under %d, the largest login body", c.BodyLimit, handlers.MaxLoginBody)
 	}
-	if c.CacheCapacity < 0 {
-		bad("SESSION_CACHE_CAPACITY=%d is negative; 0 turns the memory tier off", c.CacheCapacity)
+	if c.Store.Capacity < 0 {
+		bad("SESSION_CACHE_CAPACITY=%d is negative; 0 turns the memory tier off", c.Store.Capacity)
 	}
 	// Fiber's cookie Max-Age and the sessions table count whole seconds.
 	if c.IdleTimeout < time.Second {
@@ -211,10 +212,10 @@ func (c Config) validate() []string {
 		v    time.Duration
 	}{
 		{"DB_CONNECT_TIMEOUT", c.ConnectTimeout},
-		{"DB_QUERY_TIMEOUT", c.QueryTimeout},
+		{"DB_QUERY_TIMEOUT", c.Store.QueryTimeout},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
-		{"SESSION_CACHE_MAX_AGE", c.CacheMaxAge},
-		{"SESSION_SWEEP_INTERVAL", c.SweepInterval},
+		{"SESSION_CACHE_MAX_AGE", c.Store.MaxAge},
+		{"SESSION_SWEEP_INTERVAL", c.Store.SweepInterval},
 		{"LOGIN_HASH_WAIT", c.HashWait},
 		{"LOGIN_FAILURE_WINDOW", c.FailureWindow},
 		{"LOGIN_LOCKOUT", c.Lockout},
@@ -239,12 +240,7 @@ func (c Config) trustedProxies() []string {
 
 // storeConfig is the session store's configuration for this Config and clock.
 func (c Config) storeConfig(now func() time.Time) storage.Config {
-	st := storage.DefaultConfig()
-	st.Capacity = c.CacheCapacity
-	st.MaxAge = c.CacheMaxAge
-	st.QueryTimeout = c.QueryTimeout
-	st.ListenURL = c.ListenDatabaseURL
-	st.SweepInterval = c.SweepInterval
+	st := c.Store
 	st.Now = now
 	st.Decode = decodeSession // what the guard reads (sessions.Guard)
 	st.Owner = sessionOwner   // what logging out everywhere and the user's list find

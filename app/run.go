@@ -13,7 +13,8 @@ import (
 	"github.com/gofiber-template/sessions/storage"
 )
 
-// Hooks let tests watch and steer what Run starts. main passes none; every field is optional.
+// Hooks let tests watch and steer what Run starts. main passes the zero Hooks; every field is
+// optional.
 type Hooks struct {
 	// Ready is called once the server accepts connections, with the address it listens on and
 	// its session store.
@@ -26,23 +27,14 @@ type Hooks struct {
 	// PoolConfig may change the database pool's configuration before the pool opens; tests
 	// install a pgx tracer here to count the statements the server sends.
 	PoolConfig func(*pgxpool.Config)
-	// InMemoryStore, for benchmarks only, keeps sessions in storage.NewInMemory instead of
-	// Postgres: the same store and read path with nothing persisted or shared, and sessions not
-	// bound to their user (logging out everywhere misses them). bench/ uses it to measure the
-	// upper bound the tiered store is held against.
-	InMemoryStore bool
 }
 
 // Run runs the command in args (the program's arguments, without its name) and returns when it
 // is done: for serve, when ctx is cancelled and the server has shut down gracefully. It reads
 // its configuration through lookupEnv (os.LookupEnv in main), falling back to a .env file in the working directory, and
 // the password of the user commands from stdin. Every error it returns fits on one line and says
-// what to fix. hooks is for tests: at most one.
-func Run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer, hooks ...Hooks) error {
-	var h Hooks
-	if len(hooks) > 0 {
-		h = hooks[0]
-	}
+// what to fix. h is for tests; main passes Hooks{}.
+func Run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer, h Hooks) error {
 	if h.Now == nil {
 		h.Now = time.Now
 	}

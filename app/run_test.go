@@ -26,7 +26,7 @@ import (
 func run(t *testing.T, vars map[string]string, stdin string, args ...string) (string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	err := Run(context.Background(), args, env(vars), strings.NewReader(stdin), &stdout, &stderr)
+	err := Run(context.Background(), args, env(vars), strings.NewReader(stdin), &stdout, &stderr, Hooks{})
 	return stdout.String(), err
 }
 
@@ -352,7 +352,7 @@ func TestRunCreatesMissingDatabase(t *testing.T) {
 	runLogged := func() (stdout, stderr string) {
 		t.Helper()
 		var out, log bytes.Buffer
-		if err := Run(context.Background(), []string{"migrate", "up"}, env(vars), strings.NewReader(""), &out, &log); err != nil {
+		if err := Run(context.Background(), []string{"migrate", "up"}, env(vars), strings.NewReader(""), &out, &log, Hooks{}); err != nil {
 			t.Fatalf("migrate up on a missing database: %v\n%s", err, log.String())
 		}
 		return out.String(), log.String()

@@ -32,12 +32,7 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 			return fmt.Errorf("%w (set MIGRATE_ON_START=false to skip)", err)
 		}
 	}
-	var store *storage.Store
-	if h.InMemoryStore {
-		store, err = storage.NewInMemory(cfg.storeConfig(h.Now))
-	} else {
-		store, err = storage.New(ctx, db, cfg.storeConfig(h.Now))
-	}
+	store, err := storage.New(ctx, db, cfg.storeConfig(h.Now))
 	if err != nil {
 		return fmt.Errorf("start session store: %v", oneLine(err))
 	}

@@ -32,7 +32,7 @@ type throttle struct {
 
 func newThrottle(db *pgxpool.Pool, cfg Config, now func() time.Time) *throttle {
 	return &throttle{
-		db: db, timeout: cfg.QueryTimeout, now: now,
+		db: db, timeout: cfg.Store.QueryTimeout, now: now,
 		accountMax: cfg.AccountFailures, addressMax: cfg.AddressFailures,
 		window: cfg.FailureWindow, lockout: cfg.Lockout, lockoutMax: cfg.LockoutMax,
 	}

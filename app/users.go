@@ -53,7 +53,7 @@ var _ handlers.Accounts = (*accounts)(nil)
 func newAccounts(db *pgxpool.Pool, cfg Config, now func() time.Time, log *slog.Logger, m *metrics) *accounts {
 	return &accounts{
 		db:       db,
-		timeout:  cfg.QueryTimeout,
+		timeout:  cfg.Store.QueryTimeout,
 		throttle: newThrottle(db, cfg, now),
 		slots:    make(chan struct{}, cfg.HashSlots),
 		hashWait: cfg.HashWait,

@@ -1,5 +1,5 @@
 // Command bench measures what the memory tier buys: warm GET /me against the template's server
-// in tiered, Postgres-only and memory-only modes and against a bare Fiber handler, on loopback
+// in tiered and Postgres-only modes and against a bare Fiber handler, on loopback
 // and with a 1 ms database; then a scaling run, a stampede run and a CPU profile. It writes
 // results/report.md and PNG plots, and prints the report. See README.md.
 package main

@@ -50,15 +50,11 @@ var profileGroups = []struct{ name, match string }{
 
 // profile takes a CPU profile of the tiered server under warm load.
 func (b *bench) profile(ctx context.Context) ([]profileResult, error) {
-	var out []profileResult
-	for _, mode := range []string{"tiered", "memory"} {
-		p, err := b.profileOnce(ctx, mode)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
+	p, err := b.profileOnce(ctx, "tiered")
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return []profileResult{p}, nil
 }
 
 func (b *bench) profileOnce(ctx context.Context, mode string) (profileResult, error) {

@@ -19,7 +19,7 @@ import (
 
 // config is one server set-up of the comparison.
 type config struct {
-	mode string // tiered, postgres, memory, bare
+	mode string // tiered, postgres, bare
 	slow bool   // Postgres behind the delaying proxy
 }
 
@@ -46,8 +46,8 @@ type modeResult struct {
 
 const warmRequests = 200
 
-// once runs one server lifetime of cfg: start, log in (memory-only), 200 warm-up requests,
-// the measured load unless d is 0, stop; Postgres's counters are read around the lifetime.
+// once runs one server lifetime of cfg: start, 200 warm-up requests, the measured load unless d
+// is 0, stop; Postgres's counters are read around the lifetime.
 func (b *bench) once(ctx context.Context, cfg config, d time.Duration) (sample, error) {
 	var s sample
 	before, err := b.snap(ctx)
@@ -87,8 +87,8 @@ func (b *bench) once(ctx context.Context, cfg config, d time.Duration) (sample, 
 func (b *bench) comparison(ctx context.Context) ([]*modeResult, error) {
 	var res []*modeResult
 	for _, c := range []config{
-		{"tiered", false}, {"postgres", false}, {"memory", false}, {"bare", false},
-		{"tiered", true}, {"postgres", true}, {"memory", true},
+		{"tiered", false}, {"postgres", false}, {"bare", false},
+		{"tiered", true}, {"postgres", true},
 	} {
 		res = append(res, &modeResult{cfg: c})
 	}

@@ -185,7 +185,7 @@ type server struct {
 	done      chan struct{}
 }
 
-// start starts the server of mode ("tiered", "postgres", "memory", "bare"); capacity < 0
+// start starts the server of mode ("tiered", "postgres", "bare"); capacity < 0
 // means the default for the mode.
 func (b *bench) start(ctx context.Context, mode string, slow bool, capacity int) (*server, error) {
 	sub := "serve-app"
@@ -204,8 +204,6 @@ func (b *bench) start(ctx context.Context, mode string, slow bool, capacity int)
 		sub = "serve-bare"
 	case "postgres":
 		capacity = 0
-	case "memory":
-		env = append(env, "BENCH_STORE=memory", "BENCH_COOKIES="+b.cookieFile)
 	}
 	if capacity >= 0 {
 		env = append(env, "SESSION_CACHE_CAPACITY="+strconv.Itoa(capacity))

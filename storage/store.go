@@ -179,8 +179,7 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Conn returns the pool the store runs its statements on, as postgres/v3's Conn does; nil for
-// a store made by NewInMemory.
+// Conn returns the pool the store runs its statements on, as postgres/v3's Conn does.
 func (s *Store) Conn() *pgxpool.Pool { return s.pool }
 
 // isClosed reports whether Close has been called.

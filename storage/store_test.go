@@ -660,16 +660,13 @@ func TestTombstonesOffIsAPlainStorage(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.Tombstones = on
 			cfg.Now = clock.Now
-			s, err := NewInMemory(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := newStore(newMapTier(cfg.Now, cfg.Tombstones), nil, cfg, true)
 			defer s.Close()
 			mustSet(t, s, "a", "1", time.Hour)
 			if err := s.Delete("a"); err != nil {
 				t.Fatal(err)
 			}
-			err = s.Set("a", []byte("2"), time.Hour)
+			err := s.Set("a", []byte("2"), time.Hour)
 			if on != errors.Is(err, ErrDeleted) {
 				t.Fatalf("Set after Delete: got %v, want ErrDeleted only with tombstones", err)
 			}

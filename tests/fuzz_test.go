@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/gofiber-template/sessions/app"
-	"github.com/gofiber-template/sessions/internal/pgtest"
 )
 
 // fuzzEmail is the account whose session FuzzHTTP lends to inputs with withSession. The seeds
@@ -29,10 +28,9 @@ const fuzzEmail = "fuzz-session@example.com"
 //
 // go test runs the seeds in testdata/fuzz/FuzzHTTP; go test -fuzz FuzzHTTP looks for more.
 func FuzzHTTP(f *testing.F) {
-	dbURL := pgtest.NewURL(f)
-	mustCreateUser(f, dbURL, email, password)
+	dbURL, env := withUser(f)
 	mustCreateUser(f, dbURL, fuzzEmail, password)
-	s := startServer(f, baseEnv(dbURL), app.Hooks{})
+	s := startServer(f, env, app.Hooks{})
 	addr := strings.TrimPrefix(s.URL, "http://")
 	var live string // fuzzEmail's session id; inputs may end it, so it is renewed when they do
 

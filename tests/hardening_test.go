@@ -20,9 +20,8 @@ import (
 
 func TestCrossSiteRequestsRefused(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	s := startServer(t, baseEnv(dbURL), app.Hooks{})
+	dbURL, env := withUser(t)
+	s := startServer(t, env, app.Hooks{})
 	c := newClient(t)
 	mustLogin(t, c, s, email, password)
 
@@ -81,9 +80,8 @@ func TestCrossSiteRequestsRefused(t *testing.T) {
 
 func TestSecurityHeaders(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	s := startServer(t, baseEnv(dbURL), app.Hooks{})
+	_, env := withUser(t)
+	s := startServer(t, env, app.Hooks{})
 	c := newClient(t)
 	for _, tt := range []struct {
 		method, path, contentType, body string
@@ -183,13 +181,10 @@ func TestMaxLifetimeLowered(t *testing.T) {
 // the memory tier off so that nothing could hide a lookup.
 func TestCookieSprayCostsNoQuery(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
+	_, env := withUser(t)
 	env["SESSION_CACHE_CAPACITY"] = "0"
 	env["SESSION_SWEEP_INTERVAL"] = "1h" // the one statement an idle server sends
-	var st pgtest.Counter
-	s := startServer(t, env, app.Hooks{PoolConfig: st.Install})
+	s, st := startCounted(t, env, app.Hooks{})
 	c := newClient(t)
 	mustLogin(t, c, s, email, password)
 	genuine := sessionCookie(t, c, s)
@@ -259,9 +254,8 @@ func TestCookieSprayCostsNoQuery(t *testing.T) {
 
 func TestHostileLoginBodies(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	s := startServer(t, baseEnv(dbURL), app.Hooks{})
+	dbURL, env := withUser(t)
+	s := startServer(t, env, app.Hooks{})
 	for _, tt := range []struct {
 		name, body string
 		want       int

@@ -118,7 +118,7 @@ func (b *syncBuffer) String() string {
 func runCLI(t testing.TB, env map[string]string, stdin string, args ...string) (string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	err := app.Run(context.Background(), args, lookupEnv(env), strings.NewReader(stdin), &stdout, &stderr)
+	err := app.Run(context.Background(), args, lookupEnv(env), strings.NewReader(stdin), &stdout, &stderr, app.Hooks{})
 	return stdout.String(), err
 }
 
@@ -128,6 +128,24 @@ func mustCreateUser(t testing.TB, dbURL, email, password string) {
 	if out, err := runCLI(t, baseEnv(dbURL), password+"\n", "user", "create", email); err != nil {
 		t.Fatalf("user create %s: %v\n%s", email, err, out)
 	}
+}
+
+// withUser creates a fresh database with the test user (email, password) and returns its URL
+// and the environment of a server on it (baseEnv), for the test to adjust.
+func withUser(t testing.TB) (dbURL string, env map[string]string) {
+	t.Helper()
+	dbURL = pgtest.NewURL(t)
+	mustCreateUser(t, dbURL, email, password)
+	return dbURL, baseEnv(dbURL)
+}
+
+// startCounted starts a server as startServer does, with a statement counter on its database
+// pool (which the session store shares), and returns both.
+func startCounted(t testing.TB, env map[string]string, hooks app.Hooks) (*server, *pgtest.Counter) {
+	t.Helper()
+	st := new(pgtest.Counter)
+	hooks.PoolConfig = st.Install
+	return startServer(t, env, hooks), st
 }
 
 // newClient returns an HTTP client with a cookie jar of its own: one browser. The jar keys

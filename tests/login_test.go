@@ -66,8 +66,7 @@ func mustStatus(t *testing.T, resp *http.Response, want int, retryAfter string, 
 
 func TestThrottlePerAccountAcrossInstances(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
+	dbURL, _ := withUser(t)
 	clk := newClock()
 	a := startServer(t, proxyEnv(dbURL), app.Hooks{Now: clk.Now})
 	b := startServer(t, proxyEnv(dbURL), app.Hooks{Now: clk.Now})
@@ -110,8 +109,7 @@ func TestThrottlePerAccountAcrossInstances(t *testing.T) {
 
 func TestThrottlePerAddressAcrossInstances(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
+	dbURL, _ := withUser(t)
 	a := startServer(t, proxyEnv(dbURL), app.Hooks{})
 	b := startServer(t, proxyEnv(dbURL), app.Hooks{})
 	c := newClient(t)
@@ -163,8 +161,7 @@ func TestClientAddressIgnoresHeadersOfUntrustedPeers(t *testing.T) {
 // refused for want of a slot in time (busy).
 func TestAbandonedLoginsDoNotStarveLogin(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
+	dbURL, _ := withUser(t)
 	env := proxyEnv(dbURL)
 	env["LOGIN_HASH_SLOTS"] = "1"
 	env["LOGIN_HASH_WAIT"] = "500ms" // the default
@@ -261,9 +258,7 @@ func processCPU(t *testing.T) time.Duration {
 // change — logs one line per event, and none of the secrets involved.
 func TestSecurityLogKeepsSecrets(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
+	dbURL, env := withUser(t)
 	env["LOGIN_ACCOUNT_FAILURES"] = "2"
 	s := startServer(t, env, app.Hooks{})
 	c := newClient(t)
@@ -294,7 +289,7 @@ func TestSecurityLogKeepsSecrets(t *testing.T) {
 	}
 	var cliOut, cliLog bytes.Buffer
 	if err := app.Run(context.Background(), []string{"user", "passwd", email}, lookupEnv(baseEnv(dbURL)),
-		strings.NewReader(newPassword+"\n"), &cliOut, &cliLog); err != nil {
+		strings.NewReader(newPassword+"\n"), &cliOut, &cliLog, app.Hooks{}); err != nil {
 		t.Fatalf("user passwd: %v\n%s", err, cliLog.String())
 	}
 
@@ -330,12 +325,9 @@ func TestSecurityLogKeepsSecrets(t *testing.T) {
 // one reads and writes nothing more than it must.
 func TestLoginStatements(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
+	_, env := withUser(t)
 	env["LOGIN_ACCOUNT_FAILURES"] = "1"
-	var st pgtest.Counter
-	s := startServer(t, env, app.Hooks{PoolConfig: st.Install})
+	s, st := startCounted(t, env, app.Hooks{})
 	c := newClient(t)
 
 	tests := []struct {

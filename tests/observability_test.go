@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gofiber-template/sessions/app"
-	"github.com/gofiber-template/sessions/internal/pgtest"
 )
 
 // scrape fetches the metrics at addr and returns every sample, keyed by its name and labels as
@@ -51,9 +50,7 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 // no PostgreSQL read, and the pool is reported. Every request leaves one log line with its id.
 func TestMetricsAndRequestLog(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, "ada@example.com", "correct horse battery staple")
-	env := baseEnv(dbURL)
+	_, env := withUser(t)
 	env["METRICS_ADDR"] = "127.0.0.1:0"
 	env["LOG_FORMAT"] = "json"
 	metricsAddr := make(chan string, 1)

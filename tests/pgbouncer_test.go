@@ -23,7 +23,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gofiber-template/sessions/app"
-	"github.com/gofiber-template/sessions/internal/pgtest"
 )
 
 // pgbouncerQueryParams is what pgx needs in DATABASE_URL behind PgBouncer in transaction mode
@@ -38,8 +37,7 @@ const pgbouncerQueryParams = "default_query_exec_mode=exec"
 // on one instance reaches the other as fast as without PgBouncer.
 func TestPgBouncerTransactionMode(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t) // migrated directly: the deploy step the README describes
-	mustCreateUser(t, dbURL, email, password)
+	dbURL, _ := withUser(t) // migrated directly: the deploy step the README describes
 	bouncer := startPgBouncer(t, dbURL)
 
 	var failures stmtErrors

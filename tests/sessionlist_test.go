@@ -62,10 +62,8 @@ func sha256Hex(s string) string {
 // the other two keep working; another user can end none of them.
 func TestSessionListAcrossServers(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
+	dbURL, env := withUser(t)
 	mustCreateUser(t, dbURL, "bob@example.com", password)
-	env := baseEnv(dbURL)
 	env["SESSION_IDLE_TIMEOUT"] = "1h"
 	env["SESSION_TOUCH_INTERVAL"] = "1m"
 	clk := newClock() // one clock for both instances, moved between logins to order them
@@ -213,13 +211,11 @@ func TestSessionListAcrossServers(t *testing.T) {
 // ending another session one statement, and a warm GET /me still none.
 func TestSessionListStatements(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
+	_, env := withUser(t)
 	env["SESSION_SWEEP_INTERVAL"] = "1h" // the idle server's one statement, kept out
-	var st pgtest.Counter
+
 	clk := newClock() // still: no refresh falls due during the test
-	s := startServer(t, env, app.Hooks{PoolConfig: st.Install, Now: clk.Now})
+	s, st := startCounted(t, env, app.Hooks{Now: clk.Now})
 	c, other := newBrowser(t, "one"), newBrowser(t, "other")
 	mustLogin(t, c, s, email, password)
 	mustLogin(t, other, s, email, password)

@@ -81,10 +81,9 @@ func TestLoginMeLogout(t *testing.T) {
 
 func TestLoginChangesSessionID(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
+	dbURL, env := withUser(t)
 	mustCreateUser(t, dbURL, "eve@example.com", password)
-	s := startServer(t, baseEnv(dbURL), app.Hooks{})
+	s := startServer(t, env, app.Hooks{})
 
 	// Eve logs in, then plants her session id in Ada's browser (session fixation).
 	eve := newClient(t)
@@ -148,9 +147,7 @@ func TestLoginNeverReusesAPlantedID(t *testing.T) {
 
 func TestCookieSecure(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
+	_, env := withUser(t)
 	delete(env, "COOKIE_SECURE") // the default
 	s := startServer(t, env, app.Hooks{})
 
@@ -165,9 +162,8 @@ func TestCookieSecure(t *testing.T) {
 
 func TestLoginFailuresLookAlike(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	s := startServer(t, baseEnv(dbURL), app.Hooks{})
+	dbURL, env := withUser(t)
+	s := startServer(t, env, app.Hooks{})
 
 	type answer struct {
 		status int
@@ -193,9 +189,8 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	s := startServer(t, baseEnv(dbURL), app.Hooks{})
+	dbURL, env := withUser(t)
+	s := startServer(t, env, app.Hooks{})
 
 	tests := []struct {
 		name, method, path, contentType, body string
@@ -266,16 +261,15 @@ func TestHealthAndReady(t *testing.T) {
 
 func TestSessionSurvivesRestart(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
+	_, env := withUser(t)
 	c := newClient(t)
 
-	first := startServer(t, baseEnv(dbURL), app.Hooks{})
+	first := startServer(t, env, app.Hooks{})
 	mustLogin(t, c, first, email, password)
 	mustMe(t, c, first, http.StatusOK)
 	first.Stop()
 
-	second := startServer(t, baseEnv(dbURL), app.Hooks{})
+	second := startServer(t, env, app.Hooks{})
 	mustMe(t, c, second, http.StatusOK)
 }
 
@@ -360,9 +354,7 @@ func TestPasswordChangeEndsSessions(t *testing.T) {
 
 func TestExpiredSessionRefused(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
+	_, env := withUser(t)
 	env["SESSION_IDLE_TIMEOUT"] = "1h"
 	clk := newClock()
 	s := startServer(t, env, app.Hooks{Now: clk.Now})
@@ -481,9 +473,7 @@ func TestTouchIntervalBoundsWrites(t *testing.T) {
 
 func TestSmallMemoryTierKeepsEverySession(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
+	_, env := withUser(t)
 	env["SESSION_CACHE_CAPACITY"] = "10"
 	s := startServer(t, env, app.Hooks{})
 
@@ -507,14 +497,11 @@ func TestSmallMemoryTierKeepsEverySession(t *testing.T) {
 
 func TestWarmMeSendsNoStatement(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
+	_, env := withUser(t)
 	// The periodic sweep of expired rows is the one statement an idle server sends; keep it out
 	// of the measurement.
 	env["SESSION_SWEEP_INTERVAL"] = "1h"
-	var st pgtest.Counter
-	s := startServer(t, env, app.Hooks{PoolConfig: st.Install})
+	s, st := startCounted(t, env, app.Hooks{})
 	c := newClient(t)
 
 	mark := st.Mark()
@@ -562,9 +549,7 @@ func withCookieJar(t *testing.T, s *server, value string) *http.Client {
 
 func TestDatabaseGone(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
+	dbURL, env := withUser(t)
 	env["SESSION_CACHE_CAPACITY"] = "0" // every /me reads Postgres
 	env["DB_QUERY_TIMEOUT"] = "1s"
 	s := startServer(t, env, app.Hooks{})
@@ -594,33 +579,12 @@ func TestDatabaseGone(t *testing.T) {
 	}
 }
 
-// bench/ keeps sessions in storage.NewInMemory (app.Hooks.InMemoryStore) to measure an upper
-// bound; login, the guard and logout must work on it, and nothing reaches the sessions table.
-func TestInMemoryStoreHook(t *testing.T) {
-	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	s := startServer(t, baseEnv(dbURL), app.Hooks{InMemoryStore: true})
-	c := newClient(t)
-	mustLogin(t, c, s, email, password)
-	mustMe(t, c, s, http.StatusOK)
-	if n := sessionRows(t, dbURL); n != 0 {
-		t.Errorf("sessions rows with the memory storage: got %d, want 0", n)
-	}
-	if status, _ := do(t, c, "POST", s.URL+"/logout", "", ""); status != http.StatusNoContent {
-		t.Errorf("logout: got %d, want 204", status)
-	}
-	mustMe(t, c, s, http.StatusUnauthorized)
-}
-
 // slidingFixture creates a database with the test user and returns its URL, the server
 // environment for it with a one-hour idle timeout and a one-minute touch interval, and a test
 // clock.
 func slidingFixture(t *testing.T) (dbURL string, env map[string]string, clk *clock) {
 	t.Helper()
-	dbURL = pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env = baseEnv(dbURL)
+	dbURL, env = withUser(t)
 	env["SESSION_IDLE_TIMEOUT"] = "1h"
 	env["SESSION_TOUCH_INTERVAL"] = "1m"
 	return dbURL, env, newClock()
@@ -630,7 +594,6 @@ func slidingFixture(t *testing.T) (dbURL string, env map[string]string, clk *clo
 // instances behind a load balancer.
 func twoServers(t *testing.T) (dbURL string, a, b *server) {
 	t.Helper()
-	dbURL = pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	return dbURL, startServer(t, baseEnv(dbURL), app.Hooks{}), startServer(t, baseEnv(dbURL), app.Hooks{})
+	dbURL, env := withUser(t)
+	return dbURL, startServer(t, env, app.Hooks{}), startServer(t, env, app.Hooks{})
 }

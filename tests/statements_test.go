@@ -95,15 +95,13 @@ func (s counted) sessionStatements(mark int) []string {
 // stay good; another instance's own refresh in the same touch interval writes nothing.
 func TestSessionStatementCosts(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
-	env := baseEnv(dbURL)
+	dbURL, env := withUser(t)
 	env["SESSION_SWEEP_INTERVAL"] = "1h" // the store's sweep kept out of the counts
 	env["SESSION_TOUCH_INTERVAL"] = "1m"
 	clk := newClock()
 	start := func() counted {
-		var st pgtest.Counter
-		return counted{startServer(t, env, app.Hooks{PoolConfig: st.Install, Now: clk.Now}), &st}
+		s, st := startCounted(t, env, app.Hooks{Now: clk.Now})
+		return counted{s, st}
 	}
 	a, b := start(), start()
 	notes := listenNotifications(t, dbURL)
