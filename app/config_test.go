@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gofiber-template/sessions/app/users"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {
@@ -77,8 +79,10 @@ func TestLoadConfigValues(t *testing.T) {
 		IdleTimeout: 30 * time.Minute, MaxLifetime: 12 * time.Hour, TouchInterval: 10 * time.Second, CacheCapacity: 0,
 		CacheMaxAge: time.Minute, SweepInterval: time.Hour,
 		LogLevel: slog.LevelDebug, LogFormat: "json", MetricsAddr: "0.0.0.0:9100",
-		PasswordMinLength: 20, HashSlots: 3, HashWait: 2 * time.Second, AccountFailures: 7, AddressFailures: 70,
-		FailureWindow: time.Hour, Lockout: 30 * time.Second, LockoutMax: 20 * time.Minute,
+		Login: users.Config{
+			PasswordMinLength: 20, HashSlots: 3, HashWait: 2 * time.Second, AccountFailures: 7, AddressFailures: 70,
+			FailureWindow: time.Hour, Lockout: 30 * time.Second, LockoutMax: 20 * time.Minute,
+		},
 		TrustedProxies: "10.0.0.1, 192.168.0.0/16", ProxyHeader: "X-Forwarded-For",
 	}
 	if cfg != want {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/handlers"
 )
 
@@ -54,7 +55,7 @@ func userAgent(ua string) string {
 
 // List implements handlers.Sessions with one query. A session past its absolute lifetime,
 // which the guard refuses, is left out even while its row lives.
-func (s *sessions) List(c *fiber.Ctx, u handlers.User) ([]handlers.Session, error) {
+func (s *sessions) List(c *fiber.Ctx, u users.User) ([]handlers.Session, error) {
 	rows, err := s.store.Owned(c.UserContext(), owner(u.ID), c.Cookies(s.cookie))
 	if err != nil {
 		return nil, fmt.Errorf("sessions of user %d: %w", u.ID, err)
@@ -93,7 +94,7 @@ func (s *sessions) List(c *fiber.Ctx, u handlers.User) ([]handlers.Session, erro
 
 // EndOne implements handlers.Sessions with one statement (a second, to expire the cookie, when
 // the session is the request's own). It logs the end.
-func (s *sessions) EndOne(c *fiber.Ctx, u handlers.User, id string) (bool, error) {
+func (s *sessions) EndOne(c *fiber.Ctx, u users.User, id string) (bool, error) {
 	ended, current, err := s.store.DeleteHandle(c.UserContext(), owner(u.ID), id, c.Cookies(s.cookie))
 	if err != nil {
 		return false, fmt.Errorf("end session of user %d: %w", u.ID, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/session"
 
+	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/handlers"
 	"github.com/gofiber-template/sessions/storage"
 )
@@ -70,9 +71,9 @@ type sessions struct {
 // (storage.Config.Decode, set to decodeSession) and hands the same *sessionData to every
 // request until the value changes, so it is never modified.
 type sessionData struct {
-	user    handlers.User // ID 0: not a login session
-	touched int64         // keyTouched
-	login   int64         // keyLogin
+	user    users.User // ID 0: not a login session
+	touched int64      // keyTouched
+	login   int64      // keyLogin
 }
 
 // decodeSession turns a stored session, the gob-encoded map Fiber's middleware saves, into a
@@ -131,7 +132,7 @@ func owner(userID int64) string { return strconv.FormatInt(userID, 10) }
 
 // Start implements handlers.Sessions. The session id always changes, so an id planted in the
 // browser before login (session fixation) is worth nothing after it.
-func (s *sessions) Start(c *fiber.Ctx, u handlers.User) error {
+func (s *sessions) Start(c *fiber.Ctx, u users.User) error {
 	if !s.ids.Valid(c.Cookies(s.cookie)) {
 		c.Request().Header.DelCookie(s.cookie) // Fiber would look it up
 	}
@@ -191,7 +192,7 @@ func (s *sessions) end(c *fiber.Ctx) error {
 }
 
 // EndAll implements handlers.Sessions. It logs the logout everywhere.
-func (s *sessions) EndAll(c *fiber.Ctx, u handlers.User) error {
+func (s *sessions) EndAll(c *fiber.Ctx, u users.User) error {
 	if _, err := s.store.DeleteOwner(c.UserContext(), owner(u.ID)); err != nil {
 		return fmt.Errorf("delete sessions of user %d: %w", u.ID, err)
 	}

@@ -1,4 +1,4 @@
--- Failed logins, counted per key for throttling (app/throttle.go). A key is 'account:' and a
+-- Failed logins, counted per key for throttling (app/users/throttle.go). A key is 'account:' and a
 -- hash of the normalised email (known or not: throttling must not tell which emails exist), or
 -- 'address:' and the client address. One row per key; a failed attempt is one
 -- INSERT ... ON CONFLICT ... DO UPDATE, so that every instance counts in the same row, exactly.
