@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/valyala/fasthttp"
 
-	"github.com/gofiber-template/sessions/handlers"
+	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/internal/pgtest"
 	"github.com/gofiber-template/sessions/storage"
 )
@@ -71,7 +71,7 @@ func benchSetup(b *testing.B) (*pgxpool.Pool, Config, sessionIDs, *slog.Logger, 
 	db, _ := pgtest.NewPool(b)
 	cfg := DefaultConfig()
 	cfg.TouchInterval = 24 * time.Hour / 100
-	if _, err := createUser(context.Background(), db, "ada@example.com", "copper kettle on the stove", 15); err != nil {
+	if _, err := users.Create(context.Background(), db, "ada@example.com", "copper kettle on the stove", 15); err != nil {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -92,7 +92,7 @@ func benchSetup(b *testing.B) (*pgxpool.Pool, Config, sessionIDs, *slog.Logger, 
 func unguarded(srv *fiber.App) fasthttp.RequestHandler {
 	srv.Get("/me-unguarded", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderCacheControl, "no-store")
-		return c.JSON(handlers.User{ID: 1, Email: "ada@example.com"})
+		return c.JSON(users.User{ID: 1, Email: "ada@example.com"})
 	})
 	return srv.Handler()
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/migrations"
 	"github.com/gofiber-template/sessions/storage"
 )
@@ -169,7 +170,7 @@ func runUserCreate(ctx context.Context, e *cmdEnv, args []string) error {
 		return err
 	}
 	defer db.Close()
-	u, err := createUser(ctx, db, args[0], password, e.cfg.PasswordMinLength)
+	u, err := users.Create(ctx, db, args[0], password, e.cfg.Login.PasswordMinLength)
 	if err != nil {
 		return err
 	}
@@ -185,7 +186,7 @@ func runUserPasswd(ctx context.Context, e *cmdEnv, args []string) error {
 		return err
 	}
 	defer db.Close()
-	u, err := setPassword(ctx, db, args[0], password, e.cfg.PasswordMinLength)
+	u, err := users.SetPassword(ctx, db, args[0], password, e.cfg.Login.PasswordMinLength)
 	if err != nil {
 		return err
 	}

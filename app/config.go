@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/joho/godotenv"
 
+	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/handlers"
 	"github.com/gofiber-template/sessions/storage"
 )
@@ -45,18 +46,11 @@ type Config struct {
 	//   QueryTimeout  DB_QUERY_TIMEOUT: deadline of every database call, the store's and the app's
 	Store storage.Config
 
-	LogLevel          slog.Level // LOG_LEVEL: debug, info, warn or error
-	LogFormat         string     // LOG_FORMAT: text or json; "" = text when standard error is a terminal, else json
-	MetricsAddr       string     // METRICS_ADDR: address of the Prometheus /metrics listener; set empty to turn it off
-	PasswordMinLength int        // PASSWORD_MIN_LENGTH: fewest characters a new password may have
+	LogLevel    slog.Level // LOG_LEVEL: debug, info, warn or error
+	LogFormat   string     // LOG_FORMAT: text or json; "" = text when standard error is a terminal, else json
+	MetricsAddr string     // METRICS_ADDR: address of the Prometheus /metrics listener; set empty to turn it off
 
-	HashSlots       int           // LOGIN_HASH_SLOTS: password checks that may run at once
-	HashWait        time.Duration // LOGIN_HASH_WAIT: longest a login waits for a hashing slot before 503
-	AccountFailures int           // LOGIN_ACCOUNT_FAILURES: failed logins per account before it is throttled
-	AddressFailures int           // LOGIN_ADDRESS_FAILURES: failed logins per client address before it is throttled
-	FailureWindow   time.Duration // LOGIN_FAILURE_WINDOW: a count is forgotten this long after its latest failure
-	Lockout         time.Duration // LOGIN_LOCKOUT: first throttle once a count reaches its limit; doubles per further failure
-	LockoutMax      time.Duration // LOGIN_LOCKOUT_MAX: longest throttle
+	Login users.Config // PASSWORD_MIN_LENGTH and LOGIN_*: passwords, hashing slots, login throttling
 
 	TrustedProxies string // TRUSTED_PROXIES: comma-separated peers (IPs, CIDRs) whose ProxyHeader gives the client address
 	ProxyHeader    string // PROXY_HEADER: header a trusted proxy puts the client address in
@@ -78,16 +72,7 @@ func DefaultConfig() Config {
 		Store:           storage.DefaultConfig(),
 		LogLevel:        slog.LevelInfo,
 		MetricsAddr:     "127.0.0.1:9091",
-
-		PasswordMinLength: 15, // NIST SP 800-63B-4 for a password used alone
-
-		HashSlots:       2,
-		HashWait:        500 * time.Millisecond,
-		AccountFailures: 5,
-		AddressFailures: 30,
-		FailureWindow:   15 * time.Minute,
-		Lockout:         time.Minute,
-		LockoutMax:      15 * time.Minute,
+		Login:           users.DefaultConfig(),
 		ProxyHeader:     "X-Real-IP",
 	}
 }
@@ -127,14 +112,14 @@ func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	if v, set := lookupEnv("METRICS_ADDR"); set {
 		cfg.MetricsAddr = v
 	}
-	parseVar(&p, "PASSWORD_MIN_LENGTH", parseInt, &cfg.PasswordMinLength)
-	parseVar(&p, "LOGIN_HASH_SLOTS", parseInt, &cfg.HashSlots)
-	parseVar(&p, "LOGIN_HASH_WAIT", parseDuration, &cfg.HashWait)
-	parseVar(&p, "LOGIN_ACCOUNT_FAILURES", parseInt, &cfg.AccountFailures)
-	parseVar(&p, "LOGIN_ADDRESS_FAILURES", parseInt, &cfg.AddressFailures)
-	parseVar(&p, "LOGIN_FAILURE_WINDOW", parseDuration, &cfg.FailureWindow)
-	parseVar(&p, "LOGIN_LOCKOUT", parseDuration, &cfg.Lockout)
-	parseVar(&p, "LOGIN_LOCKOUT_MAX", parseDuration, &cfg.LockoutMax)
+	parseVar(&p, "PASSWORD_MIN_LENGTH", parseInt, &cfg.Login.PasswordMinLength)
+	parseVar(&p, "LOGIN_HASH_SLOTS", parseInt, &cfg.Login.HashSlots)
+	parseVar(&p, "LOGIN_HASH_WAIT", parseDuration, &cfg.Login.HashWait)
+	parseVar(&p, "LOGIN_ACCOUNT_FAILURES", parseInt, &cfg.Login.AccountFailures)
+	parseVar(&p, "LOGIN_ADDRESS_FAILURES", parseInt, &cfg.Login.AddressFailures)
+	parseVar(&p, "LOGIN_FAILURE_WINDOW", parseDuration, &cfg.Login.FailureWindow)
+	parseVar(&p, "LOGIN_LOCKOUT", parseDuration, &cfg.Login.Lockout)
+	parseVar(&p, "LOGIN_LOCKOUT_MAX", parseDuration, &cfg.Login.LockoutMax)
 	parseVar(&p, "TRUSTED_PROXIES", parseString, &cfg.TrustedProxies)
 	parseVar(&p, "PROXY_HEADER", parseString, &cfg.ProxyHeader)
 	if cfg.TouchInterval == 0 {
@@ -179,23 +164,23 @@ func (c Config) validate() []string {
 	if c.TouchInterval < time.Second || c.TouchInterval >= c.IdleTimeout {
 		bad("SESSION_TOUCH_INTERVAL=%v must be at least 1s and less than SESSION_IDLE_TIMEOUT (%v)", c.TouchInterval, c.IdleTimeout)
 	}
-	if c.PasswordMinLength < 8 || c.PasswordMinLength > maxPasswordMinLength {
-		bad("PASSWORD_MIN_LENGTH=%d is out of range 8-%d", c.PasswordMinLength, maxPasswordMinLength)
+	if c.Login.PasswordMinLength < 8 || c.Login.PasswordMinLength > users.MaxPasswordMinLength {
+		bad("PASSWORD_MIN_LENGTH=%d is out of range 8-%d", c.Login.PasswordMinLength, users.MaxPasswordMinLength)
 	}
 	for _, n := range []struct {
 		name string
 		v    int
 	}{
-		{"LOGIN_HASH_SLOTS", c.HashSlots},
-		{"LOGIN_ACCOUNT_FAILURES", c.AccountFailures},
-		{"LOGIN_ADDRESS_FAILURES", c.AddressFailures},
+		{"LOGIN_HASH_SLOTS", c.Login.HashSlots},
+		{"LOGIN_ACCOUNT_FAILURES", c.Login.AccountFailures},
+		{"LOGIN_ADDRESS_FAILURES", c.Login.AddressFailures},
 	} {
 		if n.v < 1 {
 			bad("%s=%d must be at least 1", n.name, n.v)
 		}
 	}
-	if c.LockoutMax < c.Lockout || c.LockoutMax > c.FailureWindow {
-		bad("LOGIN_LOCKOUT_MAX=%v must be at least LOGIN_LOCKOUT (%v) and at most LOGIN_FAILURE_WINDOW (%v)", c.LockoutMax, c.Lockout, c.FailureWindow)
+	if l := c.Login; l.LockoutMax < l.Lockout || l.LockoutMax > l.FailureWindow {
+		bad("LOGIN_LOCKOUT_MAX=%v must be at least LOGIN_LOCKOUT (%v) and at most LOGIN_FAILURE_WINDOW (%v)", l.LockoutMax, l.Lockout, l.FailureWindow)
 	}
 	for _, p := range c.trustedProxies() {
 		if net.ParseIP(p) == nil {
@@ -216,9 +201,9 @@ func (c Config) validate() []string {
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
 		{"SESSION_CACHE_MAX_AGE", c.Store.MaxAge},
 		{"SESSION_SWEEP_INTERVAL", c.Store.SweepInterval},
-		{"LOGIN_HASH_WAIT", c.HashWait},
-		{"LOGIN_FAILURE_WINDOW", c.FailureWindow},
-		{"LOGIN_LOCKOUT", c.Lockout},
+		{"LOGIN_HASH_WAIT", c.Login.HashWait},
+		{"LOGIN_FAILURE_WINDOW", c.Login.FailureWindow},
+		{"LOGIN_LOCKOUT", c.Login.Lockout},
 	} {
 		if d.v <= 0 {
 			bad("%s=%v must be positive", d.name, d.v)

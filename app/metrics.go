@@ -26,7 +26,7 @@ type metrics struct {
 	logins   *prometheus.CounterVec   // by outcome
 }
 
-// loginOutcomes are the outcomes of a login attempt, as accounts logs and counts them.
+// loginOutcomes are the outcomes of a login attempt, as users.Accounts logs and reports them.
 var loginOutcomes = []string{"success", "failure", "throttled", "busy", "error"}
 
 // newMetrics registers the HTTP, login, session store, pool, Go runtime and process metrics.

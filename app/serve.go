@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/migrations"
 	"github.com/gofiber-template/sessions/storage"
 )
@@ -65,7 +66,7 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 	swept := make(chan struct{})
 	go func() {
 		defer close(swept)
-		newThrottle(db, cfg, h.Now).sweepEvery(sweepCtx, throttleSweepInterval, log)
+		users.NewThrottle(db, cfg.Login, cfg.Store.QueryTimeout, h.Now).SweepEvery(sweepCtx, users.SweepInterval, log)
 	}()
 	defer func() { stopSweep(); <-swept }() // deferred after the store's Close, so it runs before it
 	served := make(chan error, 1)

@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/handlers"
 	"github.com/gofiber-template/sessions/internal/pgfault"
 	"github.com/gofiber-template/sessions/storage"
@@ -48,13 +49,13 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 	srv.Use(crossOrigin) // before every route: routes added later are covered too
 
 	sess := newSessions(store, ids, cfg, h.Now, log)
-	users := newAccounts(db, cfg, h.Now, log, m)
+	accounts := users.NewAccounts(db, cfg.Login, cfg.Store.QueryTimeout, h.Now, log, m.observeLogin)
 	guard := sess.Guard
 
 	// The route table. A protected route is one line: the guard, then the handler.
 	srv.Get("/healthz", handlers.Healthz)
 	srv.Get("/readyz", handlers.Readyz(func(ctx context.Context) error { return pgfault.Ping(ctx, db) }))
-	srv.Post("/login", handlers.Login(users, sess))
+	srv.Post("/login", handlers.Login(accounts, sess))
 	srv.Get("/me", guard, handlers.Me)
 	srv.Post("/logout", guard, handlers.Logout(sess))
 	srv.Post("/logout/all", guard, handlers.LogoutAll(sess))

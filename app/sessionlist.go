@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/handlers"
 )
 
@@ -45,7 +46,7 @@ func userAgent(ua string) string {
 // A session's last use is when its expiry last moved: the row's expiry less the idle timeout.
 // It is exact to within the touch interval, except that once the expiry has reached the
 // absolute lifetime it no longer moves: the session was used at that time or later.
-func (s *sessions) List(c *fiber.Ctx, u handlers.User) ([]handlers.Session, error) {
+func (s *sessions) List(c *fiber.Ctx, u users.User) ([]handlers.Session, error) {
 	rows, err := s.store.Owned(c.UserContext(), owner(u.ID), c.Cookies(s.cookie))
 	if err != nil {
 		return nil, fmt.Errorf("sessions of user %d: %w", u.ID, err)
@@ -85,7 +86,7 @@ func (s *sessions) List(c *fiber.Ctx, u handlers.User) ([]handlers.Session, erro
 }
 
 // EndOne implements handlers.Sessions with one statement. It logs the end.
-func (s *sessions) EndOne(c *fiber.Ctx, u handlers.User, id string) (bool, error) {
+func (s *sessions) EndOne(c *fiber.Ctx, u users.User, id string) (bool, error) {
 	ended, current, err := s.store.DeleteHandle(c.UserContext(), owner(u.ID), id, c.Cookies(s.cookie))
 	if err != nil {
 		return false, fmt.Errorf("end session of user %d: %w", u.ID, err)

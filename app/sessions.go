@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/session"
 
+	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/handlers"
 	"github.com/gofiber-template/sessions/storage"
 )
@@ -82,10 +83,10 @@ type sessions struct {
 // (storage.Config.Decode, set to decodeSession) and hands the same *sessionData to every
 // request until the value changes, so it is never modified.
 type sessionData struct {
-	user  handlers.User // ID 0: not a login session
-	login int64         // keyLogin
-	agent string        // keyAgent
-	addr  string        // keyAddr
+	user  users.User // ID 0: not a login session
+	login int64      // keyLogin
+	agent string     // keyAgent
+	addr  string     // keyAddr
 }
 
 // decodeSession turns a stored session, the gob-encoded map Fiber's middleware saves, into a
@@ -178,7 +179,7 @@ func owner(userID int64) string { return strconv.FormatInt(userID, 10) }
 
 // Start implements handlers.Sessions. The session id always changes, so an id planted in the
 // browser before login (session fixation) is worth nothing after it.
-func (s *sessions) Start(c *fiber.Ctx, u handlers.User) error {
+func (s *sessions) Start(c *fiber.Ctx, u users.User) error {
 	if !s.ids.Valid(c.Cookies(s.cookie)) {
 		c.Request().Header.DelCookie(s.cookie) // Fiber would look it up
 	}
@@ -231,7 +232,7 @@ func (s *sessions) end(c *fiber.Ctx) error {
 }
 
 // EndAll implements handlers.Sessions with one statement. It logs the logout everywhere.
-func (s *sessions) EndAll(c *fiber.Ctx, u handlers.User) error {
+func (s *sessions) EndAll(c *fiber.Ctx, u users.User) error {
 	if _, err := s.store.DeleteOwner(c.UserContext(), owner(u.ID)); err != nil {
 		return fmt.Errorf("delete sessions of user %d: %w", u.ID, err)
 	}

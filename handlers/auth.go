@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/gofiber-template/sessions/app/users"
 )
 
 // MaxLoginBody is the largest /login body accepted, far above any real email and password.
@@ -20,41 +21,27 @@ type Accounts interface {
 	// Authenticate returns the user whose email and password these are, for a login attempt
 	// from the client address addr. For an unknown email and for a wrong password alike it
 	// returns ok false and a nil error, after about the same time, so that neither the answer
-	// nor its timing tells which emails exist. It returns a *TryLater, without checking the
-	// password, when the attempt is throttled or the server is too busy to check it in time.
+	// nor its timing tells which emails exist. It returns a *users.TryLater, without checking
+	// the password, when the attempt is throttled or the server is too busy to check it in time.
 	// Any other error means the check itself failed (the database is down, say).
-	Authenticate(ctx context.Context, email, password, addr string) (u User, ok bool, err error)
-}
-
-// TryLater is the error of a login refused before its password was checked: Login answers it
-// with 429 (Throttled) or 503, and a Retry-After of After in whole seconds, at least 1.
-type TryLater struct {
-	Throttled bool          // too many failed attempts on the account or from the address
-	After     time.Duration // when the client may try again
-}
-
-func (e *TryLater) Error() string {
-	if e.Throttled {
-		return fmt.Sprintf("too many failed logins; retry after %v", e.After)
-	}
-	return fmt.Sprintf("too busy to check a password; retry after %v", e.After)
+	Authenticate(ctx context.Context, email, password, addr string) (u users.User, ok bool, err error)
 }
 
 // Sessions starts and ends login sessions. Each method sets or clears the session cookie on c's
 // response.
 type Sessions interface {
 	// Start ends any session the request carries and starts a new one for u, under a new id.
-	Start(c *fiber.Ctx, u User) error
+	Start(c *fiber.Ctx, u users.User) error
 	// End ends the request's session on every instance.
 	End(c *fiber.Ctx) error
 	// EndAll ends every session of u on every instance, the request's own included.
-	EndAll(c *fiber.Ctx, u User) error
+	EndAll(c *fiber.Ctx, u users.User) error
 	// List returns u's live sessions, newest first, the request's own marked Current.
-	List(c *fiber.Ctx, u User) ([]Session, error)
+	List(c *fiber.Ctx, u users.User) ([]Session, error)
 	// EndOne ends u's live session whose Session.ID is id on every instance, and reports
 	// whether there was one; it ends nothing for an id of anybody else's session. Ending the
 	// request's own session clears its cookie, as End does.
-	EndOne(c *fiber.Ctx, u User, id string) (bool, error)
+	EndOne(c *fiber.Ctx, u users.User, id string) (bool, error)
 }
 
 var (
@@ -72,9 +59,9 @@ type loginRequest struct {
 // Login answers POST /login with a JSON body {"email", "password"}: 200 with the user as JSON
 // and a new session cookie, 401 for bad credentials, 400 for a malformed body (DecodeJSON's
 // rules), 413 for one over MaxLoginBody, 415 for one that is not JSON, 429 (too many failed
-// logins) or 503 (no time to check a password now) with Retry-After. The client address is
-// c.IP(), which is the connection's unless the server trusts the peer as a proxy (Fiber's
-// TrustedProxies).
+// logins) or 503 (no time to check a password now) with Retry-After (a *users.TryLater's After
+// in whole seconds, at least 1). The client address is c.IP(), which is the connection's unless
+// the server trusts the peer as a proxy (Fiber's TrustedProxies).
 //
 // Requiring the JSON content type is what keeps another site from logging a visitor in to the
 // attacker's account: a cross-site form cannot send it, and a cross-site fetch that does needs a
@@ -89,7 +76,7 @@ func Login(accounts Accounts, sessions Sessions) fiber.Handler {
 			return errLoginBody
 		}
 		u, ok, err := accounts.Authenticate(c.UserContext(), in.Email, in.Password, c.IP())
-		var later *TryLater
+		var later *users.TryLater
 		if errors.As(err, &later) {
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(math.Ceil(later.After.Seconds())))))
 			if later.Throttled {

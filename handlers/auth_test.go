@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/handlers"
 )
 
@@ -23,47 +24,47 @@ type fakeAccounts struct {
 	calls int
 }
 
-func (f *fakeAccounts) Authenticate(_ context.Context, email, password, _ string) (handlers.User, bool, error) {
+func (f *fakeAccounts) Authenticate(_ context.Context, email, password, _ string) (users.User, bool, error) {
 	f.calls++
 	if f.err != nil {
-		return handlers.User{}, false, f.err
+		return users.User{}, false, f.err
 	}
 	if email == "ada@example.com" && password == "right" {
-		return handlers.User{ID: 7, Email: email}, true, nil
+		return users.User{ID: 7, Email: email}, true, nil
 	}
-	return handlers.User{}, false, nil
+	return users.User{}, false, nil
 }
 
 type fakeSessions struct {
-	started, ended []handlers.User
-	endedAll       []handlers.User
+	started, ended []users.User
+	endedAll       []users.User
 	list           []handlers.Session // Ada's
 	endedOne       []string
 }
 
-func (f *fakeSessions) Start(_ *fiber.Ctx, u handlers.User) error {
+func (f *fakeSessions) Start(_ *fiber.Ctx, u users.User) error {
 	f.started = append(f.started, u)
 	return nil
 }
 
 func (f *fakeSessions) End(*fiber.Ctx) error {
-	f.ended = append(f.ended, handlers.User{})
+	f.ended = append(f.ended, users.User{})
 	return nil
 }
 
-func (f *fakeSessions) EndAll(_ *fiber.Ctx, u handlers.User) error {
+func (f *fakeSessions) EndAll(_ *fiber.Ctx, u users.User) error {
 	f.endedAll = append(f.endedAll, u)
 	return nil
 }
 
-func (f *fakeSessions) List(_ *fiber.Ctx, u handlers.User) ([]handlers.Session, error) {
+func (f *fakeSessions) List(_ *fiber.Ctx, u users.User) ([]handlers.Session, error) {
 	if u.ID != 7 {
 		return nil, nil
 	}
 	return f.list, nil
 }
 
-func (f *fakeSessions) EndOne(_ *fiber.Ctx, u handlers.User, id string) (bool, error) {
+func (f *fakeSessions) EndOne(_ *fiber.Ctx, u users.User, id string) (bool, error) {
 	for _, s := range f.list {
 		if u.ID == 7 && s.ID == id {
 			f.endedOne = append(f.endedOne, id)
@@ -75,7 +76,7 @@ func (f *fakeSessions) EndOne(_ *fiber.Ctx, u handlers.User, id string) (bool, e
 
 // fakeGuard lets every request in as Ada.
 func fakeGuard(c *fiber.Ctx) error {
-	handlers.SetUser(c, handlers.User{ID: 7, Email: "ada@example.com"})
+	handlers.SetUser(c, users.User{ID: 7, Email: "ada@example.com"})
 	return c.Next()
 }
 
@@ -146,7 +147,7 @@ func TestLogin(t *testing.T) {
 	if want := `{"id":7,"email":"ada@example.com"}`; status != 200 || body != want {
 		t.Errorf("got %d %s, want 200 %s", status, body, want)
 	}
-	if want := (handlers.User{ID: 7, Email: "ada@example.com"}); len(sessions.started) != 1 || sessions.started[0] != want {
+	if want := (users.User{ID: 7, Email: "ada@example.com"}); len(sessions.started) != 1 || sessions.started[0] != want {
 		t.Errorf("started %v, want one session for %v", sessions.started, want)
 	}
 }
@@ -169,10 +170,10 @@ func TestLoginTryLater(t *testing.T) {
 		want       int
 		retryAfter string
 	}{
-		{"throttled", &handlers.TryLater{Throttled: true, After: 90*time.Second + time.Millisecond}, 429, "91"},
-		{"busy", &handlers.TryLater{After: time.Second}, 503, "1"},
-		{"under a second rounds up", &handlers.TryLater{Throttled: true, After: time.Millisecond}, 429, "1"},
-		{"wrapped", fmt.Errorf("accounts: %w", &handlers.TryLater{After: 2 * time.Second}), 503, "2"},
+		{"throttled", &users.TryLater{Throttled: true, After: 90*time.Second + time.Millisecond}, 429, "91"},
+		{"busy", &users.TryLater{After: time.Second}, 503, "1"},
+		{"under a second rounds up", &users.TryLater{Throttled: true, After: time.Millisecond}, 429, "1"},
+		{"wrapped", fmt.Errorf("accounts: %w", &users.TryLater{After: 2 * time.Second}), 503, "2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -199,7 +200,7 @@ func TestProtectedHandlers(t *testing.T) {
 	t.Parallel()
 	sessions := &fakeSessions{}
 	app := newApp(&fakeAccounts{}, sessions)
-	ada := handlers.User{ID: 7, Email: "ada@example.com"}
+	ada := users.User{ID: 7, Email: "ada@example.com"}
 
 	if status, body := send(t, app, "GET", "/me", "", ""); status != 200 || body != `{"id":7,"email":"ada@example.com"}` {
 		t.Errorf("GET /me: got %d %s, want 200 with Ada", status, body)

@@ -11,13 +11,9 @@ import (
 	"log/slog"
 
 	"github.com/gofiber/fiber/v2"
-)
 
-// User is the logged-in user, as the session remembers it and as /login and /me return it.
-type User struct {
-	ID    int64  `json:"id"`
-	Email string `json:"email"`
-}
+	"github.com/gofiber-template/sessions/app/users"
+)
 
 // userKey is the c.Locals key of the current user. An unexported type keeps other packages from
 // reading or clobbering it by accident.
@@ -25,15 +21,15 @@ type userKey struct{}
 
 // SetUser records u as the user of the request. Only the guard middleware calls it, after it has
 // checked the session.
-func SetUser(c *fiber.Ctx, u User) {
+func SetUser(c *fiber.Ctx, u users.User) {
 	// A plain value: Fiber closes any io.Closer left in Locals when the request ends.
 	c.Locals(userKey{}, u)
 }
 
 // CurrentUser returns the user the guard found for this request. On a route without the guard it
-// returns the zero User (ID 0), which no real user has.
-func CurrentUser(c *fiber.Ctx) User {
-	u, _ := c.Locals(userKey{}).(User)
+// returns the zero users.User (ID 0), which no real user has.
+func CurrentUser(c *fiber.Ctx) users.User {
+	u, _ := c.Locals(userKey{}).(users.User)
 	return u
 }
 

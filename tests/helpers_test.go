@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/gofiber-template/sessions/app"
-	"github.com/gofiber-template/sessions/handlers"
+	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/internal/pgtest"
 	"github.com/gofiber-template/sessions/storage"
 )
@@ -198,13 +198,13 @@ func loginBody(email, password string) string {
 }
 
 // mustLogin logs c in on s and returns the user the server answered with.
-func mustLogin(t *testing.T, c *http.Client, s *server, email, password string) handlers.User {
+func mustLogin(t *testing.T, c *http.Client, s *server, email, password string) users.User {
 	t.Helper()
 	status, body := do(t, c, "POST", s.URL+"/login", "application/json", loginBody(email, password))
 	if status != http.StatusOK {
 		t.Fatalf("login %s: got %d %s, want 200", email, status, body)
 	}
-	var u handlers.User
+	var u users.User
 	if err := json.Unmarshal([]byte(body), &u); err != nil {
 		t.Fatalf("login %s: body %q: %v", email, body, err)
 	}

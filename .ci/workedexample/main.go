@@ -1,8 +1,9 @@
 // Command workedexample checks the README's worked example ("Add a protected endpoint") the way
 // a reader follows it: it copies the repository (its committed HEAD) to a temporary folder, writes
 // every file the example shows there (each code block right after a line naming its path in
-// backquotes), inserts the routes into newServer in app/server.go after the last route, then vets
-// the copy and runs the migrations' tests and the example's own test there.
+// backquotes, in new folders too), adds to app/server.go what the example adds there (a block of
+// import paths to its imports, other lines to newServer after the last route), then vets the
+// copy and runs the migrations' tests and the example's own test there.
 //
 // Run it from the repository root: go run ./.ci/workedexample
 package main
@@ -30,6 +31,7 @@ type block struct{ path, code string }
 var (
 	pathLine      = regexp.MustCompile("^`([A-Za-z0-9_./-]+\\.(go|sql))`$")
 	routeLine     = regexp.MustCompile(`^\tsrv\.(Get|Post|Put|Patch|Delete)\(`)
+	importLine    = regexp.MustCompile(`^\t"[^"]+"$`)
 	migrationFile = regexp.MustCompile(`^migrations/\d+_(.+\.(up|down)\.sql)$`)
 )
 
@@ -84,13 +86,20 @@ func run() error {
 		}
 		dst := filepath.Join(dir, b.path)
 		if b.path == "app/server.go" {
-			if err := insertRoutes(dst, b.code); err != nil {
+			insert := insertRoutes
+			if isImports(b.code) {
+				insert = insertImports
+			}
+			if err := insert(dst, b.code); err != nil {
 				return err
 			}
 			continue
 		}
 		if _, err := os.Stat(dst); err == nil {
 			return fmt.Errorf("%s already exists in the template; the example must add new files", b.path)
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
 		}
 		if err := os.WriteFile(dst, []byte(b.code), 0o644); err != nil {
 			return err
@@ -170,6 +179,32 @@ func insertRoutes(path, routes string) error {
 	out := strings.Join(lines[:last+1], "") + routes + strings.Join(lines[last+1:], "")
 	fmt.Println("added the routes to", path)
 	return os.WriteFile(path, []byte(out), 0o644)
+}
+
+// isImports reports whether code is import paths only, one a line.
+func isImports(code string) bool {
+	for l := range strings.Lines(code) {
+		if !importLine.MatchString(strings.TrimRight(l, "\n")) {
+			return false
+		}
+	}
+	return code != ""
+}
+
+// insertImports puts import paths at the end of the import block of the file at path.
+func insertImports(path, imports string) error {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	s := string(src)
+	i := strings.Index(s, "\nimport (\n")
+	if i < 0 {
+		return fmt.Errorf("%s: no import block to add %q to", path, imports)
+	}
+	end := i + strings.Index(s[i:], "\n)\n") + 1
+	fmt.Println("added the imports to", path)
+	return os.WriteFile(path, []byte(s[:end]+imports+s[end:]), 0o644)
 }
 
 func sh(dir string, args ...string) error {

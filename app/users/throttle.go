@@ -1,4 +1,4 @@
-package app
+package users
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// throttle limits failed logins per account and per client address (OWASP ASVS 2.2.1), with
+// Throttle limits failed logins per account and per client address (OWASP ASVS 2.2.1), with
 // exact counts shared by every instance: they live in the login_failures table
 // (migrations/0003), one row per key, and a failed attempt is one atomic upsert.
 //
@@ -19,7 +19,8 @@ import (
 // further failure (one can only happen once a throttle has passed) doubles it, up to
 // lockoutMax. A key's count is forgotten window after its latest failure. A throttled login is
 // refused before any hashing. It is safe for concurrent use and holds no state of its own.
-type throttle struct {
+// Accounts has its own; another Throttle is only needed to sweep the table (SweepEvery).
+type Throttle struct {
 	db         *pgxpool.Pool
 	timeout    time.Duration // of each statement
 	now        func() time.Time
@@ -30,9 +31,11 @@ type throttle struct {
 	lockoutMax time.Duration
 }
 
-func newThrottle(db *pgxpool.Pool, cfg Config, now func() time.Time) *throttle {
-	return &throttle{
-		db: db, timeout: cfg.Store.QueryTimeout, now: now,
+// NewThrottle returns the Throttle over db with the limits of cfg, timeout the deadline of each
+// statement and now its clock.
+func NewThrottle(db *pgxpool.Pool, cfg Config, timeout time.Duration, now func() time.Time) *Throttle {
+	return &Throttle{
+		db: db, timeout: timeout, now: now,
 		accountMax: cfg.AccountFailures, addressMax: cfg.AddressFailures,
 		window: cfg.FailureWindow, lockout: cfg.Lockout, lockoutMax: cfg.LockoutMax,
 	}
@@ -56,7 +59,7 @@ type throttleState struct {
 }
 
 // check says whether an attempt on the account and from the address may go ahead. One SELECT.
-func (t *throttle) check(ctx context.Context, account, address string) (throttleState, error) {
+func (t *Throttle) check(ctx context.Context, account, address string) (throttleState, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	rows, err := t.db.Query(ctx, "SELECT key, failures, last_failure FROM login_failures WHERE key = ANY($1)",
@@ -93,7 +96,7 @@ func (t *throttle) check(ctx context.Context, account, address string) (throttle
 }
 
 // remaining is how long a key with failures (the latest at last) is still throttled at now.
-func (t *throttle) remaining(failures, limit int, last, now time.Time) time.Duration {
+func (t *Throttle) remaining(failures, limit int, last, now time.Time) time.Duration {
 	if failures < limit {
 		return 0
 	}
@@ -106,7 +109,7 @@ func (t *throttle) remaining(failures, limit int, last, now time.Time) time.Dura
 
 // fail records one failed attempt on the account and from the address, in one statement that
 // counts both keys atomically, and returns how long the attempt's keys are now throttled.
-func (t *throttle) fail(ctx context.Context, account, address string) (time.Duration, error) {
+func (t *Throttle) fail(ctx context.Context, account, address string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	now := t.now()
@@ -148,7 +151,7 @@ func (t *throttle) fail(ctx context.Context, account, address string) (time.Dura
 
 // clear forgets the failures of the account, after a successful login. The address keeps its
 // count: a sprayer must not reset it by logging in to an account of its own.
-func (t *throttle) clear(ctx context.Context, account string) error {
+func (t *Throttle) clear(ctx context.Context, account string) error {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	if _, err := t.db.Exec(ctx, "DELETE FROM login_failures WHERE key = $1", account); err != nil {
@@ -162,7 +165,7 @@ const sweepBatch = 10000
 
 // sweep deletes the rows that are forgotten (their latest failure a window old or more) and
 // returns how many it deleted.
-func (t *throttle) sweep(ctx context.Context) (int64, error) {
+func (t *Throttle) sweep(ctx context.Context) (int64, error) {
 	var total int64
 	for {
 		qctx, cancel := context.WithTimeout(ctx, t.timeout)
@@ -181,12 +184,13 @@ func (t *throttle) sweep(ctx context.Context) (int64, error) {
 	}
 }
 
-// throttleSweepInterval is how often serve sweeps login_failures. Rows are small and a
-// forgotten row is ignored anyway: the sweep only keeps the table from growing.
-const throttleSweepInterval = time.Minute
+// SweepInterval is how often a server should sweep login_failures (SweepEvery). Rows are small
+// and a forgotten row is ignored anyway: the sweep only keeps the table from growing.
+const SweepInterval = time.Minute
 
-// sweepEvery sweeps every interval until ctx is done. serve runs it and waits for it to return.
-func (t *throttle) sweepEvery(ctx context.Context, interval time.Duration, log *slog.Logger) {
+// SweepEvery deletes the forgotten counts every interval until ctx is done, logging a failed
+// sweep to log and trying again at the next. The caller runs it in a goroutine it waits for.
+func (t *Throttle) SweepEvery(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {

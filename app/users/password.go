@@ -1,4 +1,4 @@
-package app
+package users
 
 import (
 	"crypto/rand"
@@ -16,7 +16,7 @@ import (
 // Passwords are hashed with argon2id using the first configuration of the OWASP Password Storage
 // Cheat Sheet: 19 MiB of memory, 2 passes, 1 lane. It costs about 40 ms of one core here, slow
 // enough to make guessing expensive, fast enough for a login, and 19 MiB per login in flight
-// (accounts caps how many run at once). The parameters travel in each hash, so raising them later
+// (Accounts caps how many run at once). The parameters travel in each hash, so raising them later
 // keeps old hashes checkable.
 const (
 	argonMemory  = 19 * 1024 // KiB
@@ -36,12 +36,12 @@ const (
 	maxArgonKeyLen  = 128
 )
 
-// Password lengths. The minimum is a setting (PASSWORD_MIN_LENGTH); these bound it and the
+// Password lengths. The minimum is a setting (Config.PasswordMinLength); these bound it and the
 // longest password accepted. NIST SP 800-63B-4 asks that at least 64 characters be allowed: the
-// setting may not go above that, and maxPasswordLen (bytes, to keep hashing time flat) is 64
-// characters of the widest UTF-8 and more.
+// setting may not go above MaxPasswordMinLength, and maxPasswordLen (bytes, to keep hashing time
+// flat) is 64 characters of the widest UTF-8 and more.
 const (
-	maxPasswordMinLength = 64
+	MaxPasswordMinLength = 64
 	maxPasswordLen       = 1024
 )
 

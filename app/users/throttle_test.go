@@ -1,10 +1,7 @@
-package app
+package users
 
 import (
 	"context"
-	"errors"
-	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/gofiber-template/sessions/handlers"
 	"github.com/gofiber-template/sessions/internal/pgtest"
 )
 
@@ -34,15 +30,15 @@ func (c *testClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-func newTestThrottle(t *testing.T, db *pgxpool.Pool, clock *testClock) *throttle {
+func newTestThrottle(t *testing.T, db *pgxpool.Pool, clock *testClock) *Throttle {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.AccountFailures, cfg.AddressFailures = 3, 10
 	cfg.Lockout, cfg.LockoutMax, cfg.FailureWindow = time.Minute, 5*time.Minute, 15*time.Minute
-	return newThrottle(db, cfg, clock.Now)
+	return NewThrottle(db, cfg, queryTimeout, clock.Now)
 }
 
-func mustCheck(t *testing.T, th *throttle, account, address string) throttleState {
+func mustCheck(t *testing.T, th *Throttle, account, address string) throttleState {
 	t.Helper()
 	st, err := th.check(context.Background(), account, address)
 	if err != nil {
@@ -51,7 +47,7 @@ func mustCheck(t *testing.T, th *throttle, account, address string) throttleStat
 	return st
 }
 
-func mustFail(t *testing.T, th *throttle, account, address string) time.Duration {
+func mustFail(t *testing.T, th *Throttle, account, address string) time.Duration {
 	t.Helper()
 	wait, err := th.fail(context.Background(), account, address)
 	if err != nil {
@@ -152,119 +148,3 @@ func TestThrottleSweep(t *testing.T) {
 		t.Errorf("rows after the sweep: got %d, want the 2 younger ones", n)
 	}
 }
-
-// holdSlots takes every hashing slot of a, as logins being hashed would, and returns the
-// function that gives them back.
-func holdSlots(a *accounts) (release func()) {
-	for range cap(a.slots) {
-		a.slots <- struct{}{}
-	}
-	return func() {
-		for range cap(a.slots) {
-			<-a.slots
-		}
-	}
-}
-
-// The slots are held by the test throughout, so no password can be hashed: what Authenticate
-// answers is decided before any hashing.
-func TestAuthenticateWaitsForASlotBoundedly(t *testing.T) {
-	t.Parallel()
-	db, _ := pgtest.NewPool(t)
-	var log syncWriter
-	a := testAccounts(db, &log)
-	a.hashWait = 50 * time.Millisecond
-	release := holdSlots(a)
-	defer release()
-
-	_, ok, err := a.Authenticate(context.Background(), "ada@example.com", "some password", "192.0.2.1")
-	var later *handlers.TryLater
-	if ok || !errors.As(err, &later) || later.Throttled || later.After != time.Second {
-		t.Fatalf("no slot within LOGIN_HASH_WAIT: got %v, %v; want TryLater{After: 1s}, not throttled", ok, err)
-	}
-	if got := log.String(); !strings.Contains(got, "outcome=busy") {
-		t.Errorf("log: got %q, want a line with outcome=busy", got)
-	}
-	if n := pgtest.Count(t, db, "SELECT count(*) FROM login_failures"); n != 0 {
-		t.Errorf("failure rows after a login that was not checked: got %d, want 0", n)
-	}
-}
-
-// Logins that waited for a slot while their account was being throttled by others are refused
-// once they get it, unhashed and uncounted: the throttle is checked again inside the slot.
-func TestAuthenticateRechecksTheThrottleInTheSlot(t *testing.T) {
-	t.Parallel()
-	_, dbURL := pgtest.NewPool(t)
-	var statements pgtest.Counter
-	db := pgtest.PoolWithCounter(t, dbURL, &statements)
-	if _, err := createUser(context.Background(), db, "ada@example.com", "copper kettle on the stove", 15); err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.AccountFailures, cfg.HashWait = 3, time.Minute
-	var log syncWriter
-	a := newAccounts(db, cfg, time.Now, slog.New(slog.NewTextHandler(&log, nil)), nil)
-	release := holdSlots(a)
-
-	const waiting = 5
-	errs := make(chan error, waiting)
-	for range waiting {
-		go func() {
-			_, _, err := a.Authenticate(context.Background(), "ada@example.com", "copper kettle on the stove", "192.0.2.1")
-			errs <- err
-		}()
-	}
-	// Each has passed the first check once it has sent it; then it waits for a slot.
-	waitFor(t, func() bool { _, n := statements.Count("FROM login_failures"); return n == waiting })
-	// Meanwhile, elsewhere, the account reaches its limit.
-	for range 3 {
-		if _, err := a.throttle.fail(context.Background(), accountKey("ada@example.com"), addressKey("203.0.113.9")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	release()
-	for range waiting {
-		var later *handlers.TryLater
-		if err := <-errs; !errors.As(err, &later) || !later.Throttled {
-			t.Errorf("a login that waited while its account was throttled: got %v, want TryLater{Throttled}", err)
-		}
-	}
-	if n := pgtest.Count(t, db, "SELECT failures FROM login_failures WHERE key = '"+accountKey("ada@example.com")+"'"); n != 3 {
-		t.Errorf("account failures: got %d, want 3 (throttled logins are not counted)", n)
-	}
-	if n := strings.Count(log.String(), "outcome=throttled"); n != waiting {
-		t.Errorf("throttled log lines: got %d, want %d\n%s", n, waiting, log.String())
-	}
-}
-
-// waitFor polls cond until it holds, or fails the test after 10 s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// syncWriter is a log destination safe for concurrent writers and a reading test.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
-var _ io.Writer = (*syncWriter)(nil)

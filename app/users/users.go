@@ -1,0 +1,117 @@
+// Package users is the home of the users table and of credentials: creating users and setting
+// their passwords under one password policy, hashing with argon2id, and checking a login
+// (Accounts) behind a throttle of failed attempts. It knows nothing of HTTP or of sessions: app
+// wires it to the login endpoint and to the user commands of the CLI.
+package users
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// User is a user as the rest of the program knows it: what the session remembers and what
+// /login and /me return. ID is never 0 for a real user.
+type User struct {
+	ID    int64  `json:"id"`
+	Email string `json:"email"`
+}
+
+// Config is the package's settings; app fills it from the environment variables named below.
+// Start from DefaultConfig. app's LoadConfig rejects values out of range; NewAccounts and
+// NewThrottle assume it did.
+type Config struct {
+	PasswordMinLength int           // PASSWORD_MIN_LENGTH: fewest characters a new password may have, 8 to MaxPasswordMinLength
+	HashSlots         int           // LOGIN_HASH_SLOTS: password checks that may run at once, at least 1
+	HashWait          time.Duration // LOGIN_HASH_WAIT: longest a login waits for a hashing slot before it is refused
+	AccountFailures   int           // LOGIN_ACCOUNT_FAILURES: failed logins per account before it is throttled
+	AddressFailures   int           // LOGIN_ADDRESS_FAILURES: failed logins per client address before it is throttled
+	FailureWindow     time.Duration // LOGIN_FAILURE_WINDOW: a count is forgotten this long after its latest failure
+	Lockout           time.Duration // LOGIN_LOCKOUT: first throttle once a count reaches its limit; doubles per further failure
+	LockoutMax        time.Duration // LOGIN_LOCKOUT_MAX: longest throttle, from Lockout to FailureWindow
+}
+
+// DefaultConfig returns the defaults: passwords of at least 15 characters (NIST SP 800-63B-4
+// for a password used alone); 2 hashing slots and a wait of 500 ms for one; throttling after 5
+// failures on an account or 30 from an address within 15 minutes, for 1 minute doubling up to
+// 15.
+func DefaultConfig() Config {
+	return Config{
+		PasswordMinLength: 15,
+		HashSlots:         2,
+		HashWait:          500 * time.Millisecond,
+		AccountFailures:   5,
+		AddressFailures:   30,
+		FailureWindow:     15 * time.Minute,
+		Lockout:           time.Minute,
+		LockoutMax:        15 * time.Minute,
+	}
+}
+
+// normaliseEmail is the form emails are stored and looked up in: trimmed and lower case. A
+// statement that finds a user by email compares lower(email) with it.
+func normaliseEmail(email string) string {
+	return strings.ToLower(strings.TrimSpace(email))
+}
+
+// checkNewEmail returns email normalised, or an error saying why it cannot be an account's
+// email: it must be a bare address (no display name), at most 254 bytes.
+func checkNewEmail(email string) (string, error) {
+	email = normaliseEmail(email)
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email || addr.Name != "" || len(email) > 254 {
+		return "", fmt.Errorf("%q is not an email address like name@example.com", email)
+	}
+	return email, nil
+}
+
+// Create adds a user with this email and password and returns it. The email must be a new,
+// bare address and the password follow the password policy with at least minLen characters
+// (see checkNewPassword); an error that says otherwise is meant for the person who chose them.
+func Create(ctx context.Context, db *pgxpool.Pool, email, password string, minLen int) (User, error) {
+	email, err := checkNewEmail(email)
+	if err != nil {
+		return User{}, err
+	}
+	if err := checkNewPassword(password, email, minLen); err != nil {
+		return User{}, err
+	}
+	u := User{Email: email}
+	err = db.QueryRow(ctx, "INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING id",
+		email, hashPassword(password)).Scan(&u.ID)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
+		return User{}, fmt.Errorf("a user with email %s already exists", email)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("create user: %w", err)
+	}
+	return u, nil
+}
+
+// SetPassword replaces the password of the user with this email and returns the user. The
+// password must follow the password policy with at least minLen characters, as for Create. It
+// does not end the user's sessions; the caller does.
+func SetPassword(ctx context.Context, db *pgxpool.Pool, email, password string, minLen int) (User, error) {
+	if err := checkNewPassword(password, normaliseEmail(email), minLen); err != nil {
+		return User{}, err
+	}
+	var u User
+	err := db.QueryRow(ctx,
+		"UPDATE users SET password_hash = $2, updated_at = now() WHERE lower(email) = $1 RETURNING id, email",
+		normaliseEmail(email), hashPassword(password)).Scan(&u.ID, &u.Email)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, fmt.Errorf("no user with email %s", normaliseEmail(email))
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("set password: %w", err)
+	}
+	return u, nil
+}
