@@ -190,6 +190,21 @@ func TestSessionStatementCosts(t *testing.T) {
 	mustMe(t, phone, a.server, http.StatusUnauthorized)
 	mustMe(t, laptop, b.server, http.StatusUnauthorized)
 
+	// Ending one's own session from the list (a logout): one statement.
+	mustLogin(t, phone, a.server, email, password)
+	var own string
+	for _, s := range mustList(t, phone, a.server) {
+		if s.Current {
+			own = s.ID
+		}
+	}
+	check("ending one's own session", measure(func() {
+		if got := endSession(t, phone, a.server, own); got != http.StatusNoContent {
+			t.Fatalf("DELETE /sessions/{own id}: got %d, want 204", got)
+		}
+	}), 1, "d")
+	mustMe(t, phone, a.server, http.StatusUnauthorized)
+
 	// A plain logout: one statement.
 	mustLogin(t, phone, a.server, email, password)
 	check("logout", measure(func() {
