@@ -79,7 +79,7 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"migrate"}, "", nil},
 		{[]string{"migrate", "sideways"}, "", nil},
 		{[]string{"user", "create"}, "", nil},
-		{[]string{"user", "delete", "a@b.c"}, "", nil},
+		{[]string{"user", "rename", "a@b.c"}, "", nil}, // not "delete": the README adds that one
 		{[]string{"user", "create", "a@b.c", "extra"}, "", nil},
 		{[]string{"frobnicate"}, "", nil},
 	}
