@@ -87,26 +87,39 @@ func (t *pgTier) set(ctx context.Context, key string, val []byte, e int64, owner
 }
 
 // touchSQL updates the row only when that moves its expiry later, which the migration's trigger
-// notifies nobody of, and otherwise returns the row as it is (the CTE "cur" reads the snapshot
-// from before the UPDATE). A row deleted while the statement runs may come back from "cur":
-// the delete's notification then drops this instance's copy.
+// notifies nobody of, and otherwise returns the row as it is: the CTE "cur" reads the snapshot
+// from before the UPDATE. The third column says whether the answer is settled: true when the
+// UPDATE moved the row, or when the row needed no move. It is false when the row needed a move
+// and the UPDATE found nothing to move: another transaction changed or deleted the row while
+// the statement waited for it, and "cur" shows the row as it was before.
 const touchSQL = `WITH cur AS (SELECT v, e FROM ` + Table + ` WHERE k = $1 AND (e = 0 OR e > $3)),
 moved AS (UPDATE ` + Table + ` SET e = $2 WHERE k = $1 AND e <> 0 AND e > $3 AND e < $2 RETURNING v, e)
-SELECT v, e FROM moved UNION ALL SELECT v, e FROM cur WHERE NOT EXISTS (SELECT FROM moved)`
+SELECT v, e, true FROM moved
+UNION ALL SELECT v, e, NOT (e <> 0 AND e < $2) FROM cur WHERE NOT EXISTS (SELECT FROM moved)`
+
+// touchAttempts bounds the runs of touchSQL when the row keeps changing under it.
+const touchAttempts = 3
 
 func (t *pgTier) touch(ctx context.Context, key string, e, now int64) ([]byte, int64, error) {
-	var (
-		v    []byte
-		rowE int64
-	)
-	err := t.pool.QueryRow(ctx, touchSQL, key, e, now).Scan(&v, &rowE)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, 0, ErrDeleted
+	for range touchAttempts {
+		var (
+			v       []byte
+			rowE    int64
+			settled bool
+		)
+		err := t.pool.QueryRow(ctx, touchSQL, key, e, now).Scan(&v, &rowE, &settled)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, 0, ErrDeleted
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if settled {
+			return v, rowE, nil
+		}
+		// The row changed under the UPDATE: a new statement sees what was committed.
 	}
-	if err != nil {
-		return nil, 0, err
-	}
-	return v, rowE, nil
+	return nil, 0, fmt.Errorf("the row of the key changed %d times while it was being touched", touchAttempts)
 }
 
 // delete deletes key's row; the trigger leaves its tombstone, which goes too, in the same

@@ -790,3 +790,49 @@ func TestPostgresTouchTellsNobody(t *testing.T) {
 		t.Fatal("Touch brought a deleted key back")
 	}
 }
+
+// TestPostgresTouchWaitingOnAConcurrentChange: a Touch whose UPDATE waits for a row another
+// transaction is changing answers from what that transaction committed: ErrDeleted after a
+// delete (a logout elsewhere), the row's new expiry after another instance's refresh.
+func TestPostgresTouchWaitingOnAConcurrentChange(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	s := newPGStore(t, pool, ownedValues)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, change string
+		want         error
+	}{
+		{"delete", "DELETE FROM sessions WHERE k = $1", ErrDeleted},
+		{"refresh", "UPDATE sessions SET e = e + 7200 WHERE k = $1", nil},
+	} {
+		key := "race-" + tc.name
+		mustSet(t, s, key, "v", time.Minute)
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, tc.change, hashKey(key)); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Touch(ctx, key, time.Now().Add(time.Hour)) }()
+		eventually(t, 10*time.Second, "the Touch waits for the row", func() bool {
+			return pgtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'WITH cur AS%'`) == 1
+		})
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		err = <-done
+		if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
+			t.Errorf("%s: Touch got %v, want %v", tc.name, err, tc.want)
+		}
+		if tc.want == nil {
+			rowE := pgtest.Count(t, pool, "SELECT e FROM sessions WHERE k = $1", hashKey(key))
+			if _, exp, err := s.GetDecoded(ctx, key); err != nil || exp.Unix() != rowE {
+				t.Errorf("%s: the copy after the Touch expires %v, %v; want the row's %d", tc.name, exp, err, rowE)
+			}
+		}
+	}
+}
