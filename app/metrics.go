@@ -94,12 +94,13 @@ func serveMetrics(addr string, m *metrics, log *slog.Logger) (string, func(), er
 type storeCollector struct{ store *storage.Store }
 
 var storeDescs = struct {
-	hits, misses, reads, writes, deletes, evictions, notifications, flushes, reconnects, entries, listening *prometheus.Desc
+	hits, misses, reads, writes, touches, deletes, evictions, notifications, flushes, reconnects, entries, listening *prometheus.Desc
 }{
 	hits:          prometheus.NewDesc("sessions_memory_hits_total", "Session reads answered from memory.", nil, nil),
 	misses:        prometheus.NewDesc("sessions_memory_misses_total", "Session reads that went to PostgreSQL (or joined a read in flight).", nil, nil),
 	reads:         prometheus.NewDesc("sessions_postgres_reads_total", "Reads sent to PostgreSQL.", nil, nil),
 	writes:        prometheus.NewDesc("sessions_postgres_writes_total", "Session writes sent to PostgreSQL.", nil, nil),
+	touches:       prometheus.NewDesc("sessions_postgres_touches_total", "Session expiry refreshes sent to PostgreSQL (one another instance already made writes nothing).", nil, nil),
 	deletes:       prometheus.NewDesc("sessions_deletes_total", "Sessions deleted through this instance.", nil, nil),
 	evictions:     prometheus.NewDesc("sessions_memory_evictions_total", "Sessions dropped from memory to respect SESSION_CACHE_CAPACITY.", nil, nil),
 	notifications: prometheus.NewDesc("sessions_notifications_total", "Change notifications received from PostgreSQL.", nil, nil),
@@ -111,7 +112,7 @@ var storeDescs = struct {
 
 func (storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	d := storeDescs
-	for _, desc := range []*prometheus.Desc{d.hits, d.misses, d.reads, d.writes, d.deletes, d.evictions, d.notifications, d.flushes, d.reconnects, d.entries, d.listening} {
+	for _, desc := range []*prometheus.Desc{d.hits, d.misses, d.reads, d.writes, d.touches, d.deletes, d.evictions, d.notifications, d.flushes, d.reconnects, d.entries, d.listening} {
 		ch <- desc
 	}
 }
@@ -125,6 +126,7 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(d.misses, st.Misses)
 	counter(d.reads, st.Reads)
 	counter(d.writes, st.Writes)
+	counter(d.touches, st.Touches)
 	counter(d.deletes, st.Deletes)
 	counter(d.evictions, st.Evictions)
 	counter(d.notifications, st.Invalidations)

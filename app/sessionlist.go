@@ -24,8 +24,8 @@ import (
 // browsers and devices apart.
 const maxUserAgent = 256
 
-// userAgent returns ua without invalid UTF-8 or unprintable characters (PostgreSQL's jsonb
-// refuses NUL), cut to at most maxUserAgent bytes on a character boundary.
+// userAgent returns ua without invalid UTF-8 or unprintable characters (nothing a page or a log
+// line could be tricked by), cut to at most maxUserAgent bytes on a character boundary.
 func userAgent(ua string) string {
 	var b strings.Builder
 	for _, r := range ua {
@@ -54,11 +54,11 @@ func (s *sessions) List(c *fiber.Ctx, u users.User) ([]handlers.Session, error) 
 	now := s.now()
 	list := make([]handlers.Session, 0, len(rows))
 	for _, r := range rows {
-		v, err := decodeSession(r.Value)
+		m, err := sessionMap(r.Value)
 		if err != nil {
 			return nil, fmt.Errorf("sessions of user %d: %w", u.ID, err)
 		}
-		d := v.(*sessionData)
+		d := newSessionData(m)
 		if s.expiry(d.login, now) <= 0 {
 			continue
 		}
@@ -74,8 +74,8 @@ func (s *sessions) List(c *fiber.Ctx, u users.User) ([]handlers.Session, error) 
 			ID:        r.Handle,
 			Created:   created,
 			LastUsed:  lastUsed,
-			UserAgent: d.agent,
-			Address:   d.addr,
+			UserAgent: str(m[keyAgent]),
+			Address:   str(m[keyAddr]),
 			Current:   r.Current,
 		})
 	}
@@ -101,4 +101,10 @@ func (s *sessions) EndOne(c *fiber.Ctx, u users.User, id string) (bool, error) {
 	s.setCookie(c, "", 0) // the request's own session: a logout
 	s.logEvent(c, "logout")
 	return true, nil
+}
+
+// str is v if it is a string, else "" (a session from before the field existed).
+func str(v any) string {
+	s, _ := v.(string)
+	return s
 }

@@ -33,8 +33,8 @@ func TestUserAgent(t *testing.T) {
 	}
 }
 
-// FuzzUserAgent: whatever a client sends, what is kept is valid UTF-8, printable (PostgreSQL's
-// jsonb takes it) and at most maxUserAgent bytes.
+// FuzzUserAgent: whatever a client sends, what is kept is valid UTF-8, printable and at most
+// maxUserAgent bytes.
 func FuzzUserAgent(f *testing.F) {
 	for _, seed := range []string{"Mozilla/5.0", "a\x00b", "\xff\xfe", strings.Repeat("é", 200)} {
 		f.Add(seed)

@@ -80,29 +80,38 @@ type sessions struct {
 }
 
 // sessionData is a session as the guard reads it. The store decodes each stored value once
-// (storage.Config.Decode, set to decodeSession) and hands the same *sessionData to every
-// request until the value changes, so it is never modified.
+// (storage.Config.Decode, set to decodeSession), keeps the result with its copy in memory, and
+// hands the same *sessionData to every request until the value changes, so it is never
+// modified. What only the user's list shows (keyAgent, keyAddr) is left out of it.
 type sessionData struct {
 	user  users.User // ID 0: not a login session
 	login int64      // keyLogin
-	agent string     // keyAgent
-	addr  string     // keyAddr
 }
 
-// decodeSession turns a stored session, the gob-encoded map Fiber's middleware saves, into a
-// *sessionData.
-func decodeSession(val []byte) (any, error) {
+// sessionMap decodes a stored session: the gob-encoded map Fiber's middleware saves.
+func sessionMap(val []byte) (map[string]any, error) {
 	var m map[string]any
 	if err := gob.NewDecoder(bytes.NewReader(val)).Decode(&m); err != nil {
 		return nil, fmt.Errorf("decode session: %w", err)
 	}
+	return m, nil
+}
+
+// decodeSession turns a stored session into a *sessionData.
+func decodeSession(val []byte) (any, error) {
+	m, err := sessionMap(val)
+	if err != nil {
+		return nil, err
+	}
+	return newSessionData(m), nil
+}
+
+func newSessionData(m map[string]any) *sessionData {
 	d := &sessionData{}
 	d.user.ID, _ = m[keyUserID].(int64)
 	d.user.Email, _ = m[keyEmail].(string)
 	d.login, _ = m[keyLogin].(int64)
-	d.agent, _ = m[keyAgent].(string)
-	d.addr, _ = m[keyAddr].(string)
-	return d, nil
+	return d
 }
 
 // sessionOwner is the owner the store files a session under (storage.Config.Owner), from its
@@ -253,10 +262,10 @@ func (s *sessions) logEvent(c *fiber.Ctx, event string) {
 // session in memory it sends nothing to the database and decodes nothing; for a cookie that is
 // not a valid session id (sessionIDs.Valid) it looks nothing up.
 //
-// It refreshes the session's expiry, in the store and in the cookie, once doing so would move it
-// by at least the touch interval, and never past the absolute lifetime: steady use of one
-// session costs one write per interval on each instance that serves it, most requests none,
-// and no instance anything for another's refresh. The refresh never brings back a session
+// It refreshes the session's expiry, in the store and in the cookie, once per touch interval
+// (see refreshed) and never past the absolute lifetime: steady use of one session costs one
+// statement per interval on each instance that serves it, of which only the first writes; most
+// requests cost none, and no instance pays anything for another's refresh. The refresh never brings back a session
 // logged out meanwhile: the store refuses it (storage.ErrDeleted) and the request gets 401.
 func (s *sessions) Guard(c *fiber.Ctx) error {
 	id := c.Cookies(s.cookie)

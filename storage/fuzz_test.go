@@ -11,11 +11,11 @@ import (
 
 // FuzzStoreModel runs random programs against a Store over the stand-in tier and against a
 // plain map (the model), and requires the same answers. A program interleaves Get, GetDecoded,
-// Set, Touch, Delete and Reset with writes, touches and deletes by another instance, reads that start, pause
-// half-way (after reading the row) and finish later, listener loss, clock moves, and the
-// notifications of every change (this instance's and the other's) delivered late, in any order
-// and more than once, as a real listener can deliver them. The memory tier holds two entries,
-// so eviction is exercised too.
+// Set, Delete and Reset (and Touch, in FuzzStoreModelTouch) with writes and deletes (and
+// touches) by another instance, reads that start, pause half-way (after reading the row) and
+// finish later, listener loss, clock moves, and the notifications of every change (this
+// instance's and the other's) delivered late, in any order and more than once, as a real
+// listener can deliver them. The memory tier holds two entries, so eviction is exercised too.
 //
 // A Get must answer what the model holds, except that a change made by the other instance may
 // go unseen until its notification arrives (the documented coherence window). A change this
@@ -98,6 +98,8 @@ func runProg(t *testing.T, prog []byte, ops byte) {
 	}
 	var queue []note            // notifications sent, not yet delivered
 	lastOwn := map[string]int{} // per hashed key, seq of this instance's last change
+	// otherSince: the other instance changed the hashed key since this instance last did.
+	otherSince := map[string]bool{}
 	seq := 0
 	send := func(payload, h string, own bool) {
 		seq++
@@ -162,11 +164,13 @@ func runProg(t *testing.T, prog []byte, ops byte) {
 		}
 		// The expiry GetDecoded reports is the row's, or an earlier one when another instance
 		// has moved it later since (a touch tells nobody; a write of the same value with a
-		// later expiry leaves copies alone); never a later one, never a past one.
+		// later expiry leaves copies alone); never a later one, never a past one. After this
+		// instance's own change, exactly the row's.
 		if useDecoded && got != nil {
 			e := model.rows[h].e
 			later := e != 0 && (expires.IsZero() || expires.Unix() > e)
-			if later || (!expires.IsZero() && !expires.After(clock.Now())) {
+			exact := (e == 0 && expires.IsZero()) || (e != 0 && expires.Unix() == e)
+			if later || (!expires.IsZero() && !expires.After(clock.Now())) || (!otherSince[h] && !exact) {
 				t.Fatalf("step %d: GetDecoded(%s) expires %v, the row at %d (now %v)", step, key, expires, e, clock.Now())
 			}
 		}
@@ -174,6 +178,7 @@ func runProg(t *testing.T, prog []byte, ops byte) {
 	// write is a write by this instance (own) or another one, and its notification.
 	write := func(key string, val []byte, exp time.Duration, own bool) error {
 		h := hashKey(key)
+		otherSince[h] = !own
 		e := rowExpiry(clock.Now(), exp)
 		var err error
 		if own {
@@ -192,6 +197,7 @@ func runProg(t *testing.T, prog []byte, ops byte) {
 	}
 	del := func(key string, own bool) {
 		h := hashKey(key)
+		otherSince[h] = !own
 		_, existed := model.rows[h]
 		if own {
 			if err := s.Delete(key); err != nil {
@@ -212,6 +218,7 @@ func runProg(t *testing.T, prog []byte, ops byte) {
 	// touch is a Touch by this instance (own) or another one; it sends no notification.
 	touch := func(key string, exp time.Duration, own bool) {
 		h := hashKey(key)
+		otherSince[h] = !own
 		now := clock.Now()
 		var err error
 		if own {
@@ -253,6 +260,7 @@ func runProg(t *testing.T, prog []byte, ops byte) {
 			model.reset(context.Background())
 			for _, k := range keys {
 				lastOwn[hashKey(k)] = seq + 1
+				otherSince[hashKey(k)] = false
 			}
 			send("r", "", true)
 		case 7: // the listener drops, losing what was not delivered, and may come back

@@ -51,8 +51,8 @@ func newMemTier(capacity int) *memTier {
 	return m
 }
 
-// get returns a copy of the value of the caller's key, with its row's expiry, if it is present and not expired at now,
-// and marks it most recently used. An expired entry is removed.
+// get returns a copy of the value of the caller's key, with its row's expiry, if it is present
+// and not expired at now, and marks it most recently used. An expired entry is removed.
 func (m *memTier) get(rawKey string, now time.Time) (val []byte, rowExpiry int64, ok bool) {
 	n, ok := m.touch(rawKey, now)
 	if !ok {

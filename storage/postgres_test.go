@@ -307,7 +307,7 @@ func TestPostgresTwoStoresStayCoherent(t *testing.T) {
 	t.Run("delete owner", func(t *testing.T) {
 		for _, k := range []string{"o1", "o2"} {
 			mustSet(t, a, k, "v", time.Hour)
-			// Filed by hand, as an operator could (owners written by Set: TestPostgresOwnedAndDeleteHandle).
+			// Filed by hand, as an operator could (Set writes owners: TestPostgresOwnedAndDeleteHandle).
 			pgtest.Exec(t, pool, "UPDATE sessions SET owner = 'user-7' WHERE k = $1", hashKey(k))
 			wantValue(t, mustGet(t, b, k), "v")
 		}

@@ -9,6 +9,7 @@ type Stats struct {
 	Misses        uint64 // Gets that went to Postgres (or joined a read in flight)
 	Reads         uint64 // reads sent to Postgres
 	Writes        uint64 // Sets sent to Postgres
+	Touches       uint64 // Touches sent to Postgres (one that found the expiry already moved writes nothing)
 	Deletes       uint64 // keys deleted through this store
 	Evictions     uint64 // entries dropped to respect Capacity
 	Invalidations uint64 // notifications received from Postgres
@@ -20,7 +21,7 @@ type Stats struct {
 }
 
 type counters struct {
-	hits, misses, reads, writes, deletes, evictions, invalidations, flushes, reconnects, pings atomic.Uint64
+	hits, misses, reads, writes, touches, deletes, evictions, invalidations, flushes, reconnects, pings atomic.Uint64
 }
 
 // Stats returns the current counters. It is safe to call concurrently with anything.
@@ -30,6 +31,7 @@ func (s *Store) Stats() Stats {
 		Misses:        s.stats.misses.Load(),
 		Reads:         s.stats.reads.Load(),
 		Writes:        s.stats.writes.Load(),
+		Touches:       s.stats.touches.Load(),
 		Deletes:       s.stats.deletes.Load(),
 		Evictions:     s.stats.evictions.Load(),
 		Invalidations: s.stats.invalidations.Load(),

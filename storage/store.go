@@ -16,7 +16,7 @@
 // write.go (Set, Touch, Delete, Reset), flight.go (per-key state and the fill rule), listener.go
 // (LISTEN, notifications, the lease), postgres.go (SQL of the tier), owner.go (the rows
 // of an owner: DeleteOwner, Owned, DeleteHandle), sweep.go, memory.go (the LRU over
-// memory/v2), inmemory.go, stats.go.
+// memory/v2), stats.go.
 package storage
 
 import (

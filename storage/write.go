@@ -13,7 +13,8 @@ import (
 // The row keeps its expiry in whole unix seconds, rounded down: the value is never returned
 // after exp has passed, and may stop being returned up to a second before. It returns
 // ErrDeleted when key was deleted and has not expired yet (Config.Tombstones), and a negative
-// exp is an error.
+// exp is an error. With Config.Owner, Set decodes val first (Config.Decode) and writes its
+// owner with it; a value Decode refuses is an error, and nothing is written.
 func (s *Store) Set(key string, val []byte, exp time.Duration) error {
 	return s.SetWithContext(context.Background(), key, val, exp)
 }
@@ -88,6 +89,9 @@ func (s *Store) SetWithContext(ctx context.Context, key string, val []byte, exp 
 // written), so it never brings a key back; expires must be in the future. The key's decoded form
 // (GetDecoded) is kept.
 func (s *Store) Touch(ctx context.Context, key string, expires time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	now := s.cfg.Now()
 	if e := expires.Unix(); expired(e, now) || e == 0 {
 		return fmt.Errorf("storage: touch: expiry %v is not in the future", expires)
@@ -113,10 +117,9 @@ func (s *Store) Touch(ctx context.Context, key string, expires time.Time) error 
 	s.mu.Unlock()
 
 	ctx, cancel := s.callContext(ctx)
-	s.callHook("touch:before", h)
 	val, e, err := s.tier.touch(ctx, h, expires.Unix(), now.Unix())
 	cancel()
-	s.stats.writes.Add(1)
+	s.stats.touches.Add(1)
 
 	var row rowState
 	if err == nil {

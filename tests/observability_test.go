@@ -75,7 +75,7 @@ func TestMetricsAndRequestLog(t *testing.T) {
 	delta := func(name string) float64 { return after[name] - before[name] }
 	for _, name := range []string{`http_requests_total{method="GET",route="/me",status="200"}`,
 		"sessions_memory_hits_total", "sessions_memory_misses_total", "sessions_postgres_reads_total",
-		"sessions_postgres_writes_total", `sessions_login_attempts_total{outcome="success"}`, "db_pool_acquires_total"} {
+		"sessions_postgres_writes_total", "sessions_postgres_touches_total", `sessions_login_attempts_total{outcome="success"}`, "db_pool_acquires_total"} {
 		t.Logf("%s: %v before, %v after %d warm /me", name, before[name], after[name], warm)
 	}
 	if d := delta(`http_requests_total{method="GET",route="/me",status="200"}`); d != warm {
@@ -84,8 +84,8 @@ func TestMetricsAndRequestLog(t *testing.T) {
 	if d := delta("sessions_memory_hits_total"); d < warm {
 		t.Errorf("memory hits rose by %v over %d warm /me, want at least %d", d, warm, warm)
 	}
-	if d := delta("sessions_postgres_reads_total"); d != 0 {
-		t.Errorf("PostgreSQL reads rose by %v over warm /me, want 0", d)
+	if d := delta("sessions_postgres_reads_total") + delta("sessions_postgres_touches_total"); d != 0 {
+		t.Errorf("PostgreSQL reads and touches rose by %v over warm /me, want 0", d)
 	}
 	if after[`sessions_login_attempts_total{outcome="success"}`] != 1 {
 		t.Errorf("login successes: got %v, want 1", after[`sessions_login_attempts_total{outcome="success"}`])

@@ -381,14 +381,14 @@ func TestSessionSlides(t *testing.T) {
 
 	// Within the touch interval a request changes nothing: no write, no new cookie.
 	clk.Advance(59 * time.Second)
-	writes := s.Store.Stats().Writes
+	writes := s.Store.Stats().Touches
 	resp := doResp(t, c, "GET", s.URL+"/me", "", "")
 	readBody(t, resp)
 	if got := resp.Header.Values("Set-Cookie"); resp.StatusCode != http.StatusOK || len(got) != 0 {
 		t.Fatalf("GET /me within the touch interval: got %d with Set-Cookie %q, want 200 without", resp.StatusCode, got)
 	}
-	if got := s.Store.Stats().Writes - writes; got != 0 {
-		t.Errorf("writes within the touch interval: got %d, want 0", got)
+	if got := s.Store.Stats().Touches - writes; got != 0 {
+		t.Errorf("refreshes within the touch interval: got %d, want 0", got)
 	}
 
 	// The first request after it moves the expiry: one write, and the cookie again lives an idle
@@ -402,8 +402,8 @@ func TestSessionSlides(t *testing.T) {
 	if ck := findCookie(t, resp, "session"); ck.MaxAge < 3600-60 || ck.MaxAge > 3600 || ck.Value != sessionCookie(t, c, s) {
 		t.Errorf("refreshed cookie: got Max-Age %d, want 3540 to 3600 and the same session id", ck.MaxAge)
 	}
-	if got := s.Store.Stats().Writes - writes; got != 1 {
-		t.Errorf("writes for the refresh: got %d, want 1", got)
+	if got := s.Store.Stats().Touches - writes; got != 1 {
+		t.Errorf("refreshes: got %d, want 1", got)
 	}
 
 	// The refresh moved the row's expiry too: past the hour since login, the session lives on,
@@ -435,10 +435,10 @@ func TestRefreshDoesNotResurrectLoggedOutSession(t *testing.T) {
 	}
 
 	clk.Advance(61 * time.Second) // B's next request refreshes the session
-	writes := b.Store.Stats().Writes
+	writes := b.Store.Stats().Touches
 	mustMe(t, copyOfCookie, b, http.StatusUnauthorized)
-	if got := b.Store.Stats().Writes - writes; got != 1 {
-		t.Errorf("B's refresh writes: got %d, want 1 (refused)", got)
+	if got := b.Store.Stats().Touches - writes; got != 1 {
+		t.Errorf("B's refreshes: got %d, want 1 (refused)", got)
 	}
 	if n := sessionRows(t, dbURL); n != 0 {
 		t.Errorf("sessions rows after the refresh: got %d, want 0", n)
@@ -453,7 +453,7 @@ func TestTouchIntervalBoundsWrites(t *testing.T) {
 	mustLogin(t, c, s, email, password)
 
 	const intervals, perStep = 4, 25
-	before := s.Store.Stats().Writes
+	before := s.Store.Stats().Touches
 	for i := range intervals {
 		// Three steps per interval, 25 requests each: 75 requests per interval.
 		for _, step := range []time.Duration{0, 20 * time.Second, 20 * time.Second} {
@@ -462,13 +462,13 @@ func TestTouchIntervalBoundsWrites(t *testing.T) {
 				mustMe(t, c, s, http.StatusOK)
 			}
 		}
-		if got, want := s.Store.Stats().Writes-before, uint64(i); got != want {
-			t.Fatalf("writes after %d intervals of 75 requests: got %d, want %d (one per interval after the first)", i+1, got, want)
+		if got, want := s.Store.Stats().Touches-before, uint64(i); got != want {
+			t.Fatalf("refreshes after %d intervals of 75 requests: got %d, want %d (one per interval after the first)", i+1, got, want)
 		}
 		clk.Advance(21 * time.Second) // to the next interval: 61 s after the previous refresh
 	}
-	writes := s.Store.Stats().Writes - before
-	t.Logf("%d requests over %d touch intervals: %d writes", intervals*3*perStep, intervals, writes)
+	writes := s.Store.Stats().Touches - before
+	t.Logf("%d requests over %d touch intervals: %d refreshes", intervals*3*perStep, intervals, writes)
 }
 
 func TestSmallMemoryTierKeepsEverySession(t *testing.T) {
