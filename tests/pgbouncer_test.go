@@ -46,8 +46,10 @@ func TestPgBouncerTransactionMode(t *testing.T) {
 	// golang-migrate holds a session-level advisory lock, which transaction pooling cannot keep
 	// on one server connection: migrations go direct (see the README).
 	env["MIGRATE_ON_START"] = "false"
-	a := startServer(t, env, app.Hooks{PoolConfig: failures.Install})
-	b := startServer(t, env, app.Hooks{PoolConfig: failures.Install})
+	env["SESSION_TOUCH_INTERVAL"] = "1m"
+	clk := newClock()
+	a := startServer(t, env, app.Hooks{PoolConfig: failures.Install, Now: clk.Now})
+	b := startServer(t, env, app.Hooks{PoolConfig: failures.Install, Now: clk.Now})
 
 	// Several browsers at once, logging in on one instance and reading on the other, so that
 	// the servers' client connections take turns on PgBouncer's two server connections.
@@ -74,6 +76,17 @@ func TestPgBouncerTransactionMode(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Fatalf("statement errors: %v", failures.All())
+	}
+
+	// Every session refreshed, through PgBouncer too: the first instance's Touch moves the
+	// expiry, the other's finds it moved.
+	clk.Advance(2 * time.Minute)
+	for _, c := range clients {
+		mustMe(t, c, a, http.StatusOK)
+		mustMe(t, c, b, http.StatusOK)
+	}
+	if got := a.Store.Stats().Touches + b.Store.Stats().Touches; got != 2*browsers {
+		t.Errorf("refreshes through PgBouncer: got %d, want %d (one per session on each instance)", got, 2*browsers)
 	}
 
 	// The session list and ending one session from it, through PgBouncer too: the browser the

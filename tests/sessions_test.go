@@ -116,10 +116,8 @@ func TestLoginChangesSessionID(t *testing.T) {
 // a new id, answers 200, and Eve's copy of the old id gets nothing.
 func TestLoginNeverReusesAPlantedID(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.NewURL(t)
-	mustCreateUser(t, dbURL, email, password)
+	dbURL, env := withUser(t)
 	mustCreateUser(t, dbURL, "eve@example.com", password)
-	env := baseEnv(dbURL)
 	env["SESSION_IDLE_TIMEOUT"] = "1h"
 	clk := newClock()
 	s := startServer(t, env, app.Hooks{Now: clk.Now})
