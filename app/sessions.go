@@ -3,7 +3,6 @@ package app
 import (
 	"bytes"
 	"encoding/gob"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -298,9 +297,7 @@ func (s *sessions) Guard(c *fiber.Ctx) error {
 // refresh moves the expiry of the session id, in the store and in the cookie, to until.
 func (s *sessions) refresh(c *fiber.Ctx, id string, until, now time.Time) error {
 	if err := s.store.Touch(c.UserContext(), id, until); err != nil {
-		if errors.Is(err, storage.ErrDeleted) {
-			return errLoginRequired // ended since the guard read it
-		}
+		// storage.ErrDeleted (ended since the guard read it) is a 401 (errorHandler).
 		return fmt.Errorf("refresh session: %w", err)
 	}
 	s.setCookie(c, id, until.Sub(now))
