@@ -27,7 +27,8 @@ import (
 //  1. the throttle (per account and per client address), before any waiting;
 //  2. a hashing slot: at most Config.HashSlots hashes run at once, and a login waits at most
 //     Config.HashWait for one (its deadline) before it is refused (TryLater, 503 over HTTP);
-//  3. the throttle again, once the slot is held: failures recorded while the login waited count.
+//  3. the throttle again, once the slot is held, if the login had to wait for it: failures
+//     recorded while it waited count.
 //
 // fasthttp never tells a handler that its client has gone, so these bounds are what keeps
 // abandoned logins from queueing up hashes: a login whose deadline passed is never hashed.
@@ -124,24 +125,34 @@ func (a *Accounts) authenticate(ctx context.Context, email, password, account, a
 		return u, "throttled", &TryLater{Throttled: true, After: st.wait}
 	}
 
-	wait := time.NewTimer(time.Until(deadline))
-	defer wait.Stop()
+	waited := false
 	select {
-	case a.slots <- struct{}{}:
-	case <-wait.C:
-		return u, "busy", &TryLater{After: retryBusy}
-	case <-ctx.Done():
-		return u, "error", ctx.Err()
+	case a.slots <- struct{}{}: // a slot at once, the usual case
+	default:
+		waited = true
+		wait := time.NewTimer(time.Until(deadline))
+		defer wait.Stop()
+		select {
+		case a.slots <- struct{}{}:
+		case <-wait.C:
+			return u, "busy", &TryLater{After: retryBusy}
+		case <-ctx.Done():
+			return u, "error", ctx.Err()
+		}
 	}
 	defer func() { <-a.slots }()
 	if !time.Now().Before(deadline) { // the slot and the deadline came together
 		return u, "busy", &TryLater{After: retryBusy}
 	}
-	if st, err = a.throttle.check(ctx, account, address); err != nil {
-		return u, "error", err
-	}
-	if st.wait > 0 {
-		return u, "throttled", &TryLater{Throttled: true, After: st.wait}
+	// Failures recorded while the login waited count. A login that got its slot at once has
+	// nothing new to see: the gap since the first check is no wider than its own hash.
+	if waited {
+		if st, err = a.throttle.check(ctx, account, address); err != nil {
+			return u, "error", err
+		}
+		if st.wait > 0 {
+			return u, "throttled", &TryLater{Throttled: true, After: st.wait}
+		}
 	}
 	ok, err := checkPassword(hash, password)
 	if err != nil {
