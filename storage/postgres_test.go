@@ -740,9 +740,11 @@ func TestPostgresTouchTellsNobody(t *testing.T) {
 	a := newPGStore(t, pgtest.PoolWithCounter(t, dbURL, &st), ownedValues)
 	b := newPGStore(t, pool, ownedValues)
 	ctx := context.Background()
-	mustSet(t, a, "x", "v", time.Minute)
-	wantValue(t, mustGet(t, b, "x"), "v")
 	heard := b.Stats().Invalidations
+	mustSet(t, a, "x", "v", time.Minute)
+	eventually(t, 5*time.Second, "B hears x written", func() bool { return b.Stats().Invalidations > heard })
+	heard = b.Stats().Invalidations // x's own notification, and nothing else can come
+	wantValue(t, mustGet(t, b, "x"), "v")
 
 	until := time.Now().Add(time.Hour)
 	mark := st.Mark()
@@ -804,19 +806,15 @@ func TestPostgresTouchWaitingOnAConcurrentChange(t *testing.T) {
 		want         error
 	}{
 		{"delete", "DELETE FROM sessions WHERE k = $1", ErrDeleted},
-		{"refresh", "UPDATE sessions SET e = e + 7200 WHERE k = $1", nil},
+		{"refresh past it", "UPDATE sessions SET e = e + 7200 WHERE k = $1", nil},
+		{"refresh short of it", "UPDATE sessions SET e = e + 1 WHERE k = $1", nil}, // moved on the first run
 	} {
 		key := "race-" + tc.name
 		mustSet(t, s, key, "v", time.Minute)
-		tx, err := pool.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tx.Exec(ctx, tc.change, hashKey(key)); err != nil {
-			t.Fatal(err)
-		}
+		tx := openTx(t, pool, tc.change, hashKey(key)) // rolled back if the test stops early
+		until := time.Now().Add(time.Hour)
 		done := make(chan error, 1)
-		go func() { done <- s.Touch(ctx, key, time.Now().Add(time.Hour)) }()
+		go func() { done <- s.Touch(ctx, key, until) }()
 		eventually(t, 10*time.Second, "the Touch waits for the row", func() bool {
 			return pgtest.Count(t, pool, `SELECT count(*) FROM pg_stat_activity
 				WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'WITH cur AS%'`) == 1
@@ -824,12 +822,15 @@ func TestPostgresTouchWaitingOnAConcurrentChange(t *testing.T) {
 		if err := tx.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		err = <-done
+		err := <-done
 		if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
 			t.Errorf("%s: Touch got %v, want %v", tc.name, err, tc.want)
 		}
 		if tc.want == nil {
 			rowE := pgtest.Count(t, pool, "SELECT e FROM sessions WHERE k = $1", hashKey(key))
+			if rowE < until.Unix() {
+				t.Errorf("%s: the row expires at %d, before the Touch's %d", tc.name, rowE, until.Unix())
+			}
 			if _, exp, err := s.GetDecoded(ctx, key); err != nil || exp.Unix() != rowE {
 				t.Errorf("%s: the copy after the Touch expires %v, %v; want the row's %d", tc.name, exp, err, rowE)
 			}

@@ -9,7 +9,7 @@ type Stats struct {
 	Misses        uint64 // Gets that went to Postgres (or joined a read in flight)
 	Reads         uint64 // reads sent to Postgres
 	Writes        uint64 // Sets sent to Postgres
-	Touches       uint64 // Touches sent to Postgres (one that found the expiry already moved writes nothing)
+	Touches       uint64 // Touch calls that reached Postgres: one statement each, more when the row changed under it; one that found the expiry already moved writes nothing
 	Deletes       uint64 // keys deleted through this store
 	Evictions     uint64 // entries dropped to respect Capacity
 	Invalidations uint64 // notifications received from Postgres

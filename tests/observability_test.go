@@ -54,7 +54,8 @@ func TestMetricsAndRequestLog(t *testing.T) {
 	env["METRICS_ADDR"] = "127.0.0.1:0"
 	env["LOG_FORMAT"] = "json"
 	metricsAddr := make(chan string, 1)
-	s := startServer(t, env, app.Hooks{MetricsReady: func(addr string) { metricsAddr <- addr }})
+	clk := newClock()
+	s := startServer(t, env, app.Hooks{MetricsReady: func(addr string) { metricsAddr <- addr }, Now: clk.Now})
 	var maddr string
 	select {
 	case maddr = <-metricsAddr:
@@ -76,6 +77,9 @@ func TestMetricsAndRequestLog(t *testing.T) {
 	for _, name := range []string{`http_requests_total{method="GET",route="/me",status="200"}`,
 		"sessions_memory_hits_total", "sessions_memory_misses_total", "sessions_postgres_reads_total",
 		"sessions_postgres_writes_total", "sessions_postgres_touches_total", `sessions_login_attempts_total{outcome="success"}`, "db_pool_acquires_total"} {
+		if _, ok := after[name]; !ok {
+			t.Errorf("metric %s is missing", name)
+		}
 		t.Logf("%s: %v before, %v after %d warm /me", name, before[name], after[name], warm)
 	}
 	if d := delta(`http_requests_total{method="GET",route="/me",status="200"}`); d != warm {
@@ -96,6 +100,15 @@ func TestMetricsAndRequestLog(t *testing.T) {
 	if after[`http_request_duration_seconds_count{method="GET",route="/me"}`] < warm {
 		t.Errorf("latency histogram of /me has %v observations, want at least %d",
 			after[`http_request_duration_seconds_count{method="GET",route="/me"}`], warm)
+	}
+
+	// Past the touch interval, a /me refreshes the session: a touch, not a write.
+	clk.Advance(2 * time.Hour) // the default interval is 1/100 of the 168 h idle timeout
+	before = after
+	mustMe(t, c, s, 200)
+	after = scrape(t, maddr)
+	if d, w := delta("sessions_postgres_touches_total"), delta("sessions_postgres_writes_total"); d != 1 || w != 0 {
+		t.Errorf("a refresh counted %v touches and %v writes, want 1 and 0", d, w)
 	}
 
 	// A request that matches no route is counted under "unmatched", not its path.
@@ -136,7 +149,7 @@ func TestMetricsAndRequestLog(t *testing.T) {
 			lines = append(lines, rec)
 		}
 	}
-	if want := 1 + 1 + warm + 2; len(lines) != want { // login, /me, warm /me, 404, /healthz
+	if want := 1 + 1 + warm + 1 + 2; len(lines) != want { // login, /me, warm /me, the refresh, 404, /healthz
 		t.Fatalf("got %d request log lines, want %d:\n%s", len(lines), want, s.Log.String())
 	}
 	var traced map[string]any

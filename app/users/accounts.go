@@ -145,7 +145,7 @@ func (a *Accounts) authenticate(ctx context.Context, email, password, account, a
 		return u, "busy", &TryLater{After: retryBusy}
 	}
 	// Failures recorded while the login waited count. A login that got its slot at once has
-	// nothing new to see: the gap since the first check is no wider than its own hash.
+	// nothing new to see: microseconds passed since the first check.
 	if waited {
 		if st, err = a.throttle.check(ctx, account, address); err != nil {
 			return u, "error", err
