@@ -44,36 +44,67 @@ func (s *Store) SetWithContext(ctx context.Context, key string, val []byte, exp 
 		decoded, owner = d, s.cfg.Owner(d)
 	}
 
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrClosed
+	w, err := s.startWrite(h)
+	if err != nil {
+		return err
 	}
-	f := s.beginWriteLocked(h)
-	since, epoch := f.gen, s.epoch
-	s.mu.Unlock()
-
 	ctx, cancel := s.callContext(ctx)
 	s.callHook("set:before", h)
-	err := s.tier.set(ctx, h, val, row.e, owner)
+	err = s.tier.set(ctx, h, val, row.e, owner)
 	cancel()
 	s.stats.writes.Add(1)
 	s.callHook("set:after", h)
+	return s.finishWrite(w, key, val, row, decoded, err, "set")
+}
 
+// write is a Set or Touch of one key in flight: what startWrite noted for finishWrite.
+type write struct {
+	h            string
+	f            *flight
+	since, epoch uint64
+	// The decoded form of the memory entry the write removed, and the digest of its value;
+	// keptDecoded is nil when there was none.
+	keptDecoded any
+	keptDigest  [sha256.Size]byte
+}
+
+// startWrite registers a write of hashed key h (beginWriteLocked), or returns ErrClosed.
+func (s *Store) startWrite(h string) (write, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f.writers--
-	fill := err == nil && s.mayFillLocked(f, since, epoch, row, s.cfg.Now())
-	s.bumpLocked(f) // reads that began during the write must not fill the old value
-	if fill {
-		s.fillLocked(key, h, val, row, decoded, s.cfg.Now())
+	if s.closed {
+		return write{}, ErrClosed
 	}
-	s.releaseLocked(h, f)
+	w := write{h: h}
+	if s.mem != nil {
+		if n, ok := s.mem.lookup(h); ok {
+			w.keptDecoded, w.keptDigest = n.decoded, n.digest
+		}
+	}
+	w.f = s.beginWriteLocked(h)
+	w.since, w.epoch = w.f.gen, s.epoch
+	return w, nil
+}
+
+// finishWrite ends the write w of key, whose call to the tier returned err (ErrDeleted as is,
+// anything else wrapped as op's). When the call succeeded, the row it left (val, row, with its
+// decoded form if known) enters memory if the fill rule allows; reads that began during the
+// write may not fill the old value in any case.
+func (s *Store) finishWrite(w write, key string, val []byte, row rowState, decoded any, err error, op string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w.f.writers--
+	fill := err == nil && s.mayFillLocked(w.f, w.since, w.epoch, row, s.cfg.Now())
+	s.bumpLocked(w.f)
+	if fill {
+		s.fillLocked(key, w.h, val, row, decoded, s.cfg.Now())
+	}
+	s.releaseLocked(w.h, w.f)
 	if errors.Is(err, ErrDeleted) {
 		return ErrDeleted
 	}
 	if err != nil {
-		return fmt.Errorf("storage: set: %w", err)
+		return fmt.Errorf("storage: %s: %w", op, err)
 	}
 	return nil
 }
@@ -99,52 +130,26 @@ func (s *Store) Touch(ctx context.Context, key string, expires time.Time) error 
 	if key == "" {
 		return ErrDeleted
 	}
-	h := hashKey(key)
-
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrClosed
+	w, err := s.startWrite(hashKey(key))
+	if err != nil {
+		return err
 	}
-	var kept *node // the decoded form survives if the value turns out unchanged
-	if s.mem != nil {
-		if n, ok := s.mem.lookup(h); ok && n.decoded != nil {
-			kept = &node{digest: n.digest, decoded: n.decoded}
-		}
-	}
-	f := s.beginWriteLocked(h)
-	since, epoch := f.gen, s.epoch
-	s.mu.Unlock()
-
 	ctx, cancel := s.callContext(ctx)
-	val, e, err := s.tier.touch(ctx, h, expires.Unix(), now.Unix())
+	val, e, err := s.tier.touch(ctx, w.h, expires.Unix(), now.Unix())
 	cancel()
 	s.stats.touches.Add(1)
 
-	var row rowState
+	var (
+		row     rowState
+		decoded any // the decoded form survives if the value is unchanged
+	)
 	if err == nil {
 		row = rowState{digest: sha256.Sum256(val), e: e}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f.writers--
-	fill := err == nil && s.mayFillLocked(f, since, epoch, row, s.cfg.Now())
-	s.bumpLocked(f)
-	if fill {
-		var decoded any
-		if kept != nil && kept.digest == row.digest {
-			decoded = kept.decoded
+		if w.keptDecoded != nil && w.keptDigest == row.digest {
+			decoded = w.keptDecoded
 		}
-		s.fillLocked(key, h, val, row, decoded, s.cfg.Now())
 	}
-	s.releaseLocked(h, f)
-	if errors.Is(err, ErrDeleted) {
-		return ErrDeleted
-	}
-	if err != nil {
-		return fmt.Errorf("storage: touch: %w", err)
-	}
-	return nil
+	return s.finishWrite(w, key, val, row, decoded, err, "touch")
 }
 
 // Delete removes key from Postgres and from memory. Deleting a missing key is not an error.
