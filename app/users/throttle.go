@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -67,32 +68,38 @@ func (t *Throttle) check(ctx context.Context, account, address string) (throttle
 	if err != nil {
 		return throttleState{}, fmt.Errorf("read failed logins: %w", err)
 	}
-	defer rows.Close()
 	var st throttleState
 	now := t.now()
-	for rows.Next() {
-		var (
-			key      string
-			failures int
-			last     time.Time
-		)
-		if err := rows.Scan(&key, &failures, &last); err != nil {
-			return throttleState{}, fmt.Errorf("read failed logins: %w", err)
-		}
+	err = t.eachCount(rows, account, func(isAccount bool, failures, limit int, last time.Time) {
 		if now.Sub(last) >= t.window {
-			continue // forgotten
+			return // forgotten
 		}
-		limit := t.addressMax
-		if key == account {
-			st.accountCounted = true
-			limit = t.accountMax
-		}
+		st.accountCounted = st.accountCounted || isAccount
 		st.wait = max(st.wait, t.remaining(failures, limit, last, now))
-	}
-	if err := rows.Err(); err != nil {
+	})
+	if err != nil {
 		return throttleState{}, fmt.Errorf("read failed logins: %w", err)
 	}
 	return st, nil
+}
+
+// eachCount calls f for every (key, failures, last_failure) row of rows, with whether the key is
+// account's and the limit of its kind, and closes rows.
+func (t *Throttle) eachCount(rows pgx.Rows, account string, f func(isAccount bool, failures, limit int, last time.Time)) error {
+	var (
+		key      string
+		failures int
+		last     time.Time
+	)
+	_, err := pgx.ForEachRow(rows, []any{&key, &failures, &last}, func() error {
+		limit := t.addressMax
+		if key == account {
+			limit = t.accountMax
+		}
+		f(key == account, failures, limit, last)
+		return nil
+	})
+	return err
 }
 
 // remaining is how long a key with failures (the latest at last) is still throttled at now.
@@ -126,24 +133,11 @@ func (t *Throttle) fail(ctx context.Context, account, address string) (time.Dura
 	if err != nil {
 		return 0, fmt.Errorf("count failed login: %w", err)
 	}
-	defer rows.Close()
 	var wait time.Duration
-	for rows.Next() {
-		var (
-			key      string
-			failures int
-			last     time.Time
-		)
-		if err := rows.Scan(&key, &failures, &last); err != nil {
-			return 0, fmt.Errorf("count failed login: %w", err)
-		}
-		limit := t.addressMax
-		if key == account {
-			limit = t.accountMax
-		}
+	err = t.eachCount(rows, account, func(_ bool, failures, limit int, last time.Time) {
 		wait = max(wait, t.remaining(failures, limit, last, now))
-	}
-	if err := rows.Err(); err != nil {
+	})
+	if err != nil {
 		return 0, fmt.Errorf("count failed login: %w", err)
 	}
 	return wait, nil
