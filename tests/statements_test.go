@@ -175,8 +175,9 @@ func TestSessionStatementCosts(t *testing.T) {
 	}
 	// B's own request in the same interval refreshes too, for all it knows: one statement that
 	// finds the expiry already moved and writes nothing; then B is up to date.
-	version := func() int64 { // the row's version: changes with every write of it
-		return pgtest.Count(t, pgtest.Pool(t, dbURL), "SELECT sum(xmin::text::bigint) FROM sessions")
+	db := pgtest.Pool(t, dbURL)
+	version := func() int64 { // the rows' versions: change with every write of one
+		return pgtest.Count(t, db, "SELECT sum(xmin::text::bigint) FROM sessions")
 	}
 	v := version()
 	if got := bMe(phone, http.StatusOK); len(got) != 1 {
