@@ -20,23 +20,36 @@ import (
 	"github.com/gofiber-template/sessions/storage"
 )
 
-// run calls Run the way main does, with vars as the whole environment.
+// run calls Run the way main does, with vars as the whole environment, on a free port with
+// metrics off unless vars says otherwise: no test may depend on a default port, which a
+// developer's own server may hold.
 func run(t *testing.T, vars map[string]string, stdin string, args ...string) (string, error) {
 	t.Helper()
+	vars = withFreePorts(vars)
 	var stdout, stderr bytes.Buffer
 	err := Run(context.Background(), args, env(vars), strings.NewReader(stdin), &stdout, &stderr, Hooks{})
 	return stdout.String(), err
 }
 
-// serveForTest runs the serve command with vars as the whole environment (metrics off unless
-// vars says otherwise: parallel tests would share the default METRICS_ADDR) and waits until it
-// listens. It returns the address, the cancel that stands for SIGTERM, and Run's result.
+// withFreePorts returns a copy of vars with PORT 0 and metrics off where vars sets neither.
+func withFreePorts(vars map[string]string) map[string]string {
+	vars = maps.Clone(vars)
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	for name, v := range map[string]string{"PORT": "0", "METRICS_ADDR": ""} {
+		if _, ok := vars[name]; !ok {
+			vars[name] = v
+		}
+	}
+	return vars
+}
+
+// serveForTest runs the serve command with vars as the whole environment (on a free port,
+// metrics off unless vars says otherwise) and waits until it listens. It returns the address, the cancel that stands for SIGTERM, and Run's result.
 func serveForTest(t *testing.T, vars map[string]string) (addr string, cancel context.CancelFunc, done <-chan error) {
 	t.Helper()
-	vars = maps.Clone(vars)
-	if _, ok := vars["METRICS_ADDR"]; !ok {
-		vars["METRICS_ADDR"] = ""
-	}
+	vars = withFreePorts(vars)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	result := make(chan error, 1)

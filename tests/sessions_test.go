@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber-template/sessions/app"
 	"github.com/gofiber-template/sessions/internal/pgtest"
+	"github.com/gofiber-template/sessions/internal/testenv"
 )
 
 const (
@@ -470,6 +471,7 @@ func TestTouchIntervalBoundsWrites(t *testing.T) {
 }
 
 func TestSmallMemoryTierKeepsEverySession(t *testing.T) {
+	testenv.Slow(t) // a hundred logins
 	t.Parallel()
 	_, env := withUser(t)
 	env["SESSION_CACHE_CAPACITY"] = "10"

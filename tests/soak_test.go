@@ -13,6 +13,7 @@ import (
 
 	"github.com/gofiber-template/sessions/app"
 	"github.com/gofiber-template/sessions/internal/pgtest"
+	"github.com/gofiber-template/sessions/internal/testenv"
 )
 
 // TestSoak runs 64 browsers (login, /me on both servers, logout, and a check that the other
@@ -22,6 +23,7 @@ import (
 // the servers' pools allow, and on goroutines or heap that grew over the run. The figures are
 // logged.
 func TestSoak(t *testing.T) {
+	testenv.Slow(t)
 	duration := 10 * time.Second
 	if v := os.Getenv("SOAK_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)

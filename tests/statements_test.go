@@ -164,6 +164,13 @@ func TestSessionStatementCosts(t *testing.T) {
 	// A touch on A, once the touch interval has passed: one statement, one read of the session.
 	clk.Advance(2 * time.Minute)
 	reads := func(s counted) uint64 { st := s.Store.Stats(); return st.Hits + st.Misses }
+	// B has heard the four notifications of the logins so far (u, d u, u) before the count starts:
+	// a late one would look like a notification of the touch.
+	for deadline := time.Now().Add(10 * time.Second); b.Store.Stats().Invalidations < 4; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("B heard %d of the logins' 4 notifications within 10s", b.Store.Stats().Invalidations)
+		}
+	}
 	readsBefore, heardBefore := reads(a), b.Store.Stats().Invalidations
 	check("touch", measure(func() { mustMe(t, phone, a.server, http.StatusOK) }), 1, "")
 	if got := reads(a) - readsBefore; got != 1 {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/gofiber-template/sessions/internal/testenv"
 )
 
 // Cluster is a throwaway PostgreSQL server of one test's own, for tests that stop, restart or
@@ -36,8 +38,11 @@ type Cluster struct {
 // lines appended to its postgresql.conf. It needs PostgreSQL's server binaries: the newest of
 // /usr/lib/postgresql/*/bin, or the directory in PG_BIN. Run as root, it runs them as the user
 // postgres, since PostgreSQL refuses to run as root.
+//
+// A cluster takes seconds to start, so NewCluster marks its test slow (testenv.Slow).
 func NewCluster(t testing.TB, settings ...string) *Cluster {
 	t.Helper()
+	testenv.Slow(t)
 	bin := os.Getenv("PG_BIN")
 	if bin == "" {
 		dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/gofiber-template/sessions/app"
 	"github.com/gofiber-template/sessions/internal/pgtest"
+	"github.com/gofiber-template/sessions/internal/testenv"
 	"github.com/gofiber-template/sessions/web"
 )
 
@@ -244,19 +244,10 @@ func doRespReq(t *testing.T, req *http.Request) *http.Response {
 }
 
 // newChromium starts headless Chromium for the test and closes it when the test ends. It fails
-// the test when no Chromium is installed.
+// the test when no Chromium is installed (skips it outside CI).
 func newChromium(t *testing.T) context.Context {
 	t.Helper()
-	var bin string
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
-		t.Fatalf("no Chromium found on PATH (chromium, chromium-browser, google-chrome): this test drives the page in a real browser.\nInstall one: %s", chromiumInstall)
-	}
+	bin := testenv.Tool(t, chromiumInstall, "chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin),
 		chromedp.UserDataDir(t.TempDir()),

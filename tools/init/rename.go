@@ -52,8 +52,17 @@ func (r renamer) rewrite(name, text string) (string, int, error) {
 		lines, changed = kept, removed
 	}
 	kind := kindOf(name)
+	inCode := false
 	for i, line := range lines {
-		out := r.rewriteLine(kind, line)
+		k := kind
+		if kind == kindMarkdown {
+			if strings.HasPrefix(strings.TrimSpace(line), "```") {
+				inCode = !inCode
+			} else if inCode {
+				k = kindMarkdownCode
+			}
+		}
+		out := r.rewriteLine(k, line)
 		if out != line {
 			lines[i] = out
 			changed++
@@ -101,7 +110,8 @@ const (
 	kindSQL
 	kindYAML
 	kindMarkdown
-	kindWeb // front-end files: a /NAME there is a route the page fetches, never the program
+	kindMarkdownCode // a line inside a fenced code block of a Markdown file
+	kindWeb          // front-end files: a /NAME there is a route the page fetches, never the program
 )
 
 func kindOf(name string) fileKind {
@@ -198,6 +208,9 @@ var (
 	// A command line: the name, then one of the program's commands (or its [command]
 	// placeholder), then the end of the command line.
 	commandRe = regexp.MustCompile(`^ (?:(?:help|serve|health)(?:$|[^ A-Za-z0-9_-])|(?:migrate (?:up|down|version)|user (?:create|passwd))(?:$|[^A-Za-z0-9_-])|\[)`)
+	// A line of a code block that starts with the name and one of the program's commands,
+	// whatever follows (a listing of commands and what they do).
+	codeCommandRe = regexp.MustCompile(`^ (?:help|serve|health|migrate|user)(?:$|[^A-Za-z0-9_-])`)
 	// The exec form of a command line, as in a Dockerfile or compose file: "NAME", "serve".
 	execRe = regexp.MustCompile(`^",\s*"(?:help|serve|health|migrate|user)"`)
 	// The first element of an exec-form list outside Go: ENTRYPOINT ["NAME"].
@@ -223,6 +236,8 @@ func isBinary(kind fileKind, before, after string) bool {
 	case commandRe.MatchString(after), execRe.MatchString(after):
 		return true
 	case flagRe.MatchString(before):
+		return true
+	case kind == kindMarkdownCode && strings.TrimSpace(before) == "" && codeCommandRe.MatchString(after):
 		return true
 	case strings.Contains(before, "docker run ") && strings.TrimSpace(after) == "":
 		return true // the image, last on a docker run line

@@ -132,3 +132,30 @@ func TestTemplateOnly(t *testing.T) {
 		}
 	}
 }
+
+// In a Markdown code block a line that starts with the name and a command is the program,
+// whatever follows it; the same words in prose are not.
+func TestRewriteMarkdownCode(t *testing.T) {
+	in := strings.Join([]string{
+		"Tiered widgets help users and serve pages",
+		"```",
+		"widgets health              exit 0 if the server answers",
+		"widgets serve               run the server",
+		"  widgets user create EMAIL  add a user",
+		"```",
+		"widgets health is a command",
+	}, "\n")
+	want := strings.Join([]string{
+		"Tiered widgets help users and serve pages",
+		"```",
+		"myapp health              exit 0 if the server answers",
+		"myapp serve               run the server",
+		"  myapp user create EMAIL  add a user",
+		"```",
+		"widgets health is a command",
+	}, "\n")
+	got, _, err := newRenamer("example.org/acme/widgets", "example.com/myapp").rewrite("README.md", in)
+	if err != nil || got != want {
+		t.Errorf("rewrite: got %v\n%s\nwant\n%s", err, got, want)
+	}
+}
