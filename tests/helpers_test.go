@@ -298,3 +298,20 @@ func sessionRows(t *testing.T, dbURL string) int64 {
 	t.Helper()
 	return pgtest.Count(t, pgtest.Pool(t, dbURL), "SELECT count(*) FROM sessions")
 }
+
+// apiUser is what the template's endpoints say of a user: the fields its tests check, so that
+// a field added to the response breaks none of them.
+type apiUser struct {
+	ID    int64  `json:"id"`
+	Email string `json:"email"`
+}
+
+// decodeUser decodes a JSON body that describes a user, failing the test when it does not.
+func decodeUser(t *testing.T, body string) apiUser {
+	t.Helper()
+	var u apiUser
+	if err := json.Unmarshal([]byte(body), &u); err != nil {
+		t.Fatalf("want a JSON user, got %q: %v", body, err)
+	}
+	return u
+}
