@@ -1,5 +1,5 @@
-// Command workedexample checks the README's worked example ("Add a protected endpoint") the way
-// a reader follows it: it copies the repository (its committed HEAD) to a temporary folder, writes
+// Command workedexample checks the worked example of docs/examples/notes.md (a protected
+// endpoint) the way a reader follows it: it copies the repository (its committed HEAD) to a temporary folder, writes
 // every file the example shows there (each code block right after a line naming its path in
 // backquotes, in new folders too), adds to app/server.go what the example adds there (a block of
 // import paths to its imports, other lines to newServer after the last route), then vets the
@@ -28,6 +28,9 @@ func main() {
 // block is a code block of the README and the path it belongs to.
 type block struct{ path, code string }
 
+// exampleFile is the worked example this command checks.
+const exampleFile = "docs/examples/notes.md"
+
 var (
 	pathLine      = regexp.MustCompile("^`([A-Za-z0-9_./-]+\\.(go|sql))`$")
 	routeLine     = regexp.MustCompile(`^\tsrv\.(Get|Post|Put|Patch|Delete)\(`)
@@ -52,17 +55,16 @@ func nextMigration(dir string) (int, error) {
 }
 
 func run() error {
-	readme, err := os.ReadFile("README.md")
+	section, err := os.ReadFile(exampleFile)
 	if err != nil {
+		if os.IsNotExist(err) {
+			// A project made from the template may drop the example: then there is nothing to check.
+			fmt.Println(exampleFile, "is gone: no worked example to check")
+			return nil
+		}
 		return err
 	}
-	section, ok := between(string(readme), "## Add a protected endpoint", "\n## ")
-	if !ok {
-		// A project made from the template may drop the example: then there is nothing to check.
-		fmt.Println("README.md has no section '## Add a protected endpoint': no worked example to check")
-		return nil
-	}
-	blocks := parse(section)
+	blocks := parse(string(section))
 	if len(blocks) < 4 {
 		return fmt.Errorf("found %d code blocks with a path in the worked example, want at least 4", len(blocks))
 	}
@@ -117,19 +119,6 @@ func run() error {
 	}
 	fmt.Println("the worked example builds, migrates up and down, and its test passes")
 	return nil
-}
-
-// between returns the text from start up to the next end after it.
-func between(s, start, end string) (string, bool) {
-	i := strings.Index(s, start)
-	if i < 0 {
-		return "", false
-	}
-	s = s[i+len(start):]
-	if j := strings.Index(s, end); j >= 0 {
-		s = s[:j]
-	}
-	return s, true
 }
 
 // parse finds each fenced code block whose nearest non-blank line before it is a path in
