@@ -48,7 +48,7 @@ type Config struct {
 
 	LogLevel    slog.Level // LOG_LEVEL: debug, info, warn or error
 	LogFormat   string     // LOG_FORMAT: text or json; "" = text when standard error is a terminal, else json
-	MetricsAddr string     // METRICS_ADDR: address of the Prometheus /metrics listener; set empty to turn it off
+	MetricsAddr string     // METRICS_ADDR: address of the Prometheus /metrics listener; set empty to turn it off; optional: metrics
 
 	Login users.Config // PASSWORD_MIN_LENGTH and LOGIN_*: passwords, hashing slots, login throttling
 
@@ -71,7 +71,7 @@ func DefaultConfig() Config {
 		MaxLifetime:     30 * 24 * time.Hour,
 		Store:           storage.DefaultConfig(),
 		LogLevel:        slog.LevelInfo,
-		MetricsAddr:     "127.0.0.1:9091",
+		MetricsAddr:     "127.0.0.1:9091", // optional: metrics
 		Login:           users.DefaultConfig(),
 		ProxyHeader:     "X-Real-IP",
 	}
@@ -85,8 +85,8 @@ func defaultTouchInterval(idle time.Duration) time.Duration {
 }
 
 // LoadConfig reads the configuration through lookupEnv (os.LookupEnv's shape), where an empty
-// value means unset except for METRICS_ADDR. It
-// reports every bad variable, by name, in one single-line error.
+// value means unset unless the code reading a variable says otherwise. It reports every bad
+// variable, by name, in one single-line error.
 func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	cfg := DefaultConfig()
 	p := envParser{lookup: lookupEnv}
@@ -108,10 +108,12 @@ func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	parseVar(&p, "SESSION_SWEEP_INTERVAL", parseDuration, &cfg.Store.SweepInterval)
 	parseVar(&p, "LOG_LEVEL", parseLevel, &cfg.LogLevel)
 	parseVar(&p, "LOG_FORMAT", parseLogFormat, &cfg.LogFormat)
+	// optional: metrics begin
 	// Unlike the others, METRICS_ADDR set to "" means something: no metrics listener.
 	if v, set := lookupEnv("METRICS_ADDR"); set {
 		cfg.MetricsAddr = v
 	}
+	// optional: metrics end
 	parseVar(&p, "PASSWORD_MIN_LENGTH", parseInt, &cfg.Login.PasswordMinLength)
 	parseVar(&p, "LOGIN_HASH_SLOTS", parseInt, &cfg.Login.HashSlots)
 	parseVar(&p, "LOGIN_HASH_WAIT", parseDuration, &cfg.Login.HashWait)

@@ -59,7 +59,7 @@ func TestLoadConfigValues(t *testing.T) {
 		"SESSION_SWEEP_INTERVAL": "1h",
 		"LOG_LEVEL":              "debug",
 		"LOG_FORMAT":             "json",
-		"METRICS_ADDR":           "0.0.0.0:9100",
+		"METRICS_ADDR":           "0.0.0.0:9100", // optional: metrics
 		"PASSWORD_MIN_LENGTH":    "20",
 		"LOGIN_HASH_SLOTS":       "3",
 		"LOGIN_HASH_WAIT":        "2s",
@@ -82,7 +82,8 @@ func TestLoadConfigValues(t *testing.T) {
 		MigrateOnStart: false, ConnectTimeout: 30 * time.Second,
 		Host: "127.0.0.1", Port: 8080, ShutdownTimeout: 3 * time.Second, BodyLimit: 65536, CookieSecure: false,
 		IdleTimeout: 30 * time.Minute, MaxLifetime: 12 * time.Hour, TouchInterval: 10 * time.Second,
-		LogLevel: slog.LevelDebug, LogFormat: "json", MetricsAddr: "0.0.0.0:9100",
+		LogLevel: slog.LevelDebug, LogFormat: "json",
+		MetricsAddr: "0.0.0.0:9100", // optional: metrics
 		Login: users.Config{
 			PasswordMinLength: 20, HashSlots: 3, HashWait: 2 * time.Second, AccountFailures: 7, AddressFailures: 70,
 			FailureWindow: time.Hour, Lockout: 30 * time.Second, LockoutMax: 20 * time.Minute,
@@ -185,7 +186,7 @@ func TestWithDotEnv(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, ".env")
-	if err := os.WriteFile(path, []byte("PORT=4000\nHOST=10.0.0.1\nMETRICS_ADDR=\n# comment\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("PORT=4000\nHOST=10.0.0.1\nLOG_FORMAT=\n# comment\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	lookup, err := withDotEnv(env(map[string]string{"PORT": "5000"}), path)
@@ -198,7 +199,7 @@ func TestWithDotEnv(t *testing.T) {
 	}{
 		{"PORT", "5000", true},     // set in both: the environment wins
 		{"HOST", "10.0.0.1", true}, // in .env only
-		{"METRICS_ADDR", "", true}, // set empty in .env
+		{"LOG_FORMAT", "", true},   // set empty in .env
 		{"LOG_LEVEL", "", false},   // set nowhere
 	} {
 		if got, set := lookup(tt.name); got != tt.want || set != tt.wantSet {
@@ -206,8 +207,8 @@ func TestWithDotEnv(t *testing.T) {
 		}
 	}
 	cfg, err := LoadConfig(lookup)
-	if err != nil || cfg.MetricsAddr != "" || cfg.Port != 5000 {
-		t.Errorf("LoadConfig: got METRICS_ADDR %q, PORT %d, %v; want metrics off, 5000", cfg.MetricsAddr, cfg.Port, err)
+	if err != nil || cfg.Host != "10.0.0.1" || cfg.Port != 5000 {
+		t.Errorf("LoadConfig: got HOST %q, PORT %d, %v; want 10.0.0.1, 5000", cfg.Host, cfg.Port, err)
 	}
 
 	if _, err := withDotEnv(env(nil), filepath.Join(dir, "missing")); err != nil {

@@ -73,11 +73,11 @@ const routeUnmatched = "unmatched"
 // requestLog is the outermost middleware. It gives each request an id (a well-formed incoming
 // X-Request-Id, or a new one), sends it back in X-Request-Id, hands handlers a logger carrying it
 // (handlers.Logger), and when the request is done writes one log line (method, route, status,
-// duration, response size, client address, id) and records the request in m (when not nil).
+// duration, response size, client address, id) and tells observe (unless nil) of the request.
 //
 // It turns an error from the chain into its response itself, through the app's ErrorHandler, so
 // that the line and the metrics see the status the client gets.
-func requestLog(log *slog.Logger, m *metrics) fiber.Handler {
+func requestLog(log *slog.Logger, observe func(method, route string, status int, elapsed time.Duration)) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
 		middleware := c.Route() // the app-wide middleware, Fiber's one route for all of them
@@ -117,8 +117,8 @@ func requestLog(log *slog.Logger, m *metrics) fiber.Handler {
 			)
 			_ = h.Handle(c.Context(), r) // a log line that cannot be written is not the client's problem
 		}
-		if m != nil {
-			m.observeRequest(c.Method(), route, status, elapsed)
+		if observe != nil {
+			observe(c.Method(), route, status, elapsed)
 		}
 		return nil
 	}

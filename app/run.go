@@ -19,9 +19,11 @@ type Hooks struct {
 	// Ready is called once the server accepts connections, with the address it listens on and
 	// its session store.
 	Ready func(addr string, store *storage.Store)
+	// optional: metrics begin
 	// MetricsReady is called once the metrics listener (METRICS_ADDR) accepts connections,
 	// with the address it listens on.
 	MetricsReady func(addr string)
+	// optional: metrics end
 	// Now replaces time.Now as the clock of session expiry and of the touch interval.
 	Now func() time.Time
 	// PoolConfig may change the database pool's configuration before the pool opens; tests

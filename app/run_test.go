@@ -20,8 +20,8 @@ import (
 	"github.com/gofiber-template/sessions/storage"
 )
 
-// run calls Run the way main does, with vars as the whole environment, on a free port with
-// metrics off unless vars says otherwise: no test may depend on a default port, which a
+// run calls Run the way main does, with vars as the whole environment, on free ports unless
+// vars says otherwise (withFreePorts): no test may depend on a default port, which a
 // developer's own server may hold.
 func run(t *testing.T, vars map[string]string, stdin string, args ...string) (string, error) {
 	t.Helper()
@@ -31,13 +31,17 @@ func run(t *testing.T, vars map[string]string, stdin string, args ...string) (st
 	return stdout.String(), err
 }
 
-// withFreePorts returns a copy of vars with PORT 0 and metrics off where vars sets neither.
+// withFreePorts returns a copy of vars in which each listener vars leaves unset listens on a
+// free port (PORT 0) or not at all.
 func withFreePorts(vars map[string]string) map[string]string {
 	vars = maps.Clone(vars)
 	if vars == nil {
 		vars = map[string]string{}
 	}
-	for name, v := range map[string]string{"PORT": "0", "METRICS_ADDR": ""} {
+	for name, v := range map[string]string{
+		"PORT":         "0",
+		"METRICS_ADDR": "", // optional: metrics
+	} {
 		if _, ok := vars[name]; !ok {
 			vars[name] = v
 		}
@@ -45,8 +49,8 @@ func withFreePorts(vars map[string]string) map[string]string {
 	return vars
 }
 
-// serveForTest runs the serve command with vars as the whole environment (on a free port,
-// metrics off unless vars says otherwise) and waits until it listens. It returns the address, the cancel that stands for SIGTERM, and Run's result.
+// serveForTest runs the serve command with vars as the whole environment (on free ports unless
+// vars says otherwise) and waits until it listens. It returns the address, the cancel that stands for SIGTERM, and Run's result.
 func serveForTest(t *testing.T, vars map[string]string) (addr string, cancel context.CancelFunc, done <-chan error) {
 	t.Helper()
 	vars = withFreePorts(vars)

@@ -43,25 +43,21 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 		return fmt.Errorf("start sessions: %v", oneLine(err))
 	}
 
-	m := newMetrics(store, db)
-	if cfg.MetricsAddr != "" {
-		maddr, stopMetrics, err := serveMetrics(cfg.MetricsAddr, m, log)
-		if err != nil {
-			return err
-		}
-		defer stopMetrics()
-		log.Info("serving metrics", "addr", maddr, "path", "/metrics")
-		if h.MetricsReady != nil {
-			h.MetricsReady(maddr)
-		}
+	var obs observers // what the server counts, told to nobody unless the metrics are on
+	// optional: metrics begin
+	obs, stopMetrics, err := startMetrics(cfg, store, db, h, log)
+	if err != nil {
+		return err
 	}
+	defer stopMetrics()
+	// optional: metrics end
 
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s (HOST, PORT): %w", addr, err)
 	}
-	srv := newServer(cfg, db, store, ids, m, h, log)
+	srv := newServer(cfg, db, store, ids, obs, h, log)
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	swept := make(chan struct{})
 	go func() {

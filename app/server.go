@@ -15,7 +15,7 @@ import (
 	"github.com/gofiber-template/sessions/handlers"
 	"github.com/gofiber-template/sessions/internal/pgfault"
 	"github.com/gofiber-template/sessions/storage"
-	"github.com/gofiber-template/sessions/web"
+	"github.com/gofiber-template/sessions/web" // optional: demo
 )
 
 // HTTP limits. The body limit (Config.BodyLimit) covers every route; /login has its own,
@@ -26,9 +26,16 @@ const (
 	idleTimeout  = 2 * time.Minute // keep-alive connections
 )
 
-// newServer returns the HTTP server with every route, its sessions identified by ids. It does
-// not listen.
-func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionIDs, m *metrics, h Hooks, log *slog.Logger) *fiber.App {
+// observers are told what the server counts (metrics.go feeds its Prometheus metrics from
+// them). A nil one is told nothing: the zero observers tell no one.
+type observers struct {
+	request func(method, route string, status int, elapsed time.Duration) // each answered request
+	login   func(outcome string)                                          // each login attempt
+}
+
+// newServer returns the HTTP server with every route, its sessions identified by ids, telling
+// obs what it counts. It does not listen.
+func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionIDs, obs observers, h Hooks, log *slog.Logger) *fiber.App {
 	srv := fiber.New(fiber.Config{
 		BodyLimit:             cfg.BodyLimit,
 		ReadTimeout:           readTimeout,
@@ -43,13 +50,13 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 		ProxyHeader:             cfg.ProxyHeader,
 		EnableIPValidation:      true,
 	})
-	srv.Use(requestLog(log, m)) // first: it sees every request's final status
-	srv.Use(recover.New())      // a bug in one handler is a 500, not a dead process
+	srv.Use(requestLog(log, obs.request)) // first: it sees every request's final status
+	srv.Use(recover.New())                // a bug in one handler is a 500, not a dead process
 	srv.Use(helmet.New(securityHeaders))
 	srv.Use(crossOrigin) // before every route: routes added later are covered too
 
 	sess := newSessions(store, ids, cfg, h.Now, log)
-	accounts := users.NewAccounts(db, cfg.Login, cfg.Store.QueryTimeout, h.Now, log, m.observeLogin)
+	accounts := users.NewAccounts(db, cfg.Login, cfg.Store.QueryTimeout, h.Now, log, obs.login)
 	guard := sess.Guard
 
 	// The route table. A protected route is one line: the guard, then the handler.
@@ -61,7 +68,7 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 	srv.Post("/logout/all", guard, handlers.LogoutAll(sess))
 	srv.Get("/sessions", guard, handlers.ListSessions(sess))
 	srv.Delete("/sessions/:id", guard, handlers.EndSession(sess))
-	web.Register(srv) // the demo page: GET /, /app.js, /app.css
+	web.Register(srv) // the demo page: GET /, /app.js, /app.css; optional: demo
 	return srv
 }
 

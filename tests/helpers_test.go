@@ -40,7 +40,7 @@ func baseEnv(dbURL string) map[string]string {
 		"PORT":            "0",
 		"COOKIE_SECURE":   "false",
 		"LOGIN_HASH_WAIT": "10s",
-		"METRICS_ADDR":    "",     // off; tests that scrape set 127.0.0.1:0
+		"METRICS_ADDR":    "",     // off; tests that scrape set 127.0.0.1:0; optional: metrics
 		"LOG_FORMAT":      "text", // the tests that read logs parse key=value
 	}
 }

@@ -29,7 +29,7 @@ const (
 type server struct{ URL string }
 
 // baseEnv is the environment of a test server on dbURL: a free port on the loopback interface,
-// no metrics listener, cookies over plain HTTP.
+// no other listener, cookies over plain HTTP.
 func baseEnv(dbURL string) map[string]string {
 	return map[string]string{
 		"DATABASE_URL":    dbURL,
@@ -37,7 +37,7 @@ func baseEnv(dbURL string) map[string]string {
 		"PORT":            "0",
 		"COOKIE_SECURE":   "false",
 		"LOGIN_HASH_WAIT": "10s",
-		"METRICS_ADDR":    "",
+		"METRICS_ADDR":    "", // optional: metrics
 	}
 }
 
