@@ -66,8 +66,8 @@ func newRequestID() string {
 	return requestIDPrefix + strconv.FormatUint(requestIDs.Add(1), 36)
 }
 
-// routeUnmatched is the route of requests that matched none (404, 405), in logs and metrics:
-// their raw paths are the client's to choose and would grow both without bound.
+// routeUnmatched is the route of requests that matched none (404, 405), in the log and to the
+// observers: their raw paths are the client's to choose and would grow any count without bound.
 const routeUnmatched = "unmatched"
 
 // requestLog is the outermost middleware. It gives each request an id (a well-formed incoming
@@ -76,7 +76,7 @@ const routeUnmatched = "unmatched"
 // duration, response size, client address, id) and tells observe (unless nil) of the request.
 //
 // It turns an error from the chain into its response itself, through the app's ErrorHandler, so
-// that the line and the metrics see the status the client gets.
+// that the line and the observer see the status the client gets.
 func requestLog(log *slog.Logger, observe func(method, route string, status int, elapsed time.Duration)) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		start := time.Now()

@@ -46,7 +46,7 @@ type Accounts struct {
 // NewAccounts returns the Accounts over db with the settings of cfg. timeout is the deadline of
 // each statement; now is the throttle's clock; log receives the security log line of each
 // attempt; onAttempt, unless nil, is called with each attempt's outcome (success, failure,
-// throttled, busy or error), for metrics.
+// throttled, busy or error), for monitoring.
 func NewAccounts(db *pgxpool.Pool, cfg Config, timeout time.Duration, now func() time.Time, log *slog.Logger, onAttempt func(outcome string)) *Accounts {
 	return &Accounts{
 		db:        db,

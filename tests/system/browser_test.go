@@ -3,6 +3,7 @@ package system
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/gofiber-template/sessions/app"
 	"github.com/gofiber-template/sessions/internal/pgtest"
 	"github.com/gofiber-template/sessions/internal/testenv"
+	"github.com/gofiber-template/sessions/storage"
 	"github.com/gofiber-template/sessions/web"
 )
 
@@ -277,4 +279,117 @@ func describeCookies(cs []*network.Cookie) string {
 		return "none"
 	}
 	return b.String()
+}
+
+const (
+	email    = "ada@example.com"
+	password = "correct horse battery staple"
+)
+
+// server is one running instance of the real server.
+type server struct{ URL string }
+
+// baseEnv is the environment of a test server on dbURL: a free port on the loopback interface,
+// no other listener, cookies over plain HTTP.
+func baseEnv(dbURL string) map[string]string {
+	return map[string]string{
+		"DATABASE_URL":    dbURL,
+		"HOST":            "127.0.0.1",
+		"PORT":            "0",
+		"COOKIE_SECURE":   "false",
+		"LOGIN_HASH_WAIT": "10s",
+		"METRICS_ADDR":    "", // optional: metrics
+	}
+}
+
+func lookupEnv(env map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	}
+}
+
+// startServer runs app.Run serve with env, waits until it listens, and stops it when the test
+// ends, failing the test unless Run returns nil.
+func startServer(t *testing.T, env map[string]string, hooks app.Hooks) *server {
+	t.Helper()
+	readyc := make(chan string, 1)
+	hooks.Ready = func(addr string, _ *storage.Store) { readyc <- addr }
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, []string{"serve"}, lookupEnv(env), strings.NewReader(""), io.Discard, &stderr, hooks)
+	}()
+	var addr string
+	select {
+	case addr = <-readyc:
+	case err := <-done:
+		cancel()
+		t.Fatalf("server did not start: %v\n%s", err, stderr.String())
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("server not listening after 30s\n%s", stderr.String())
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server Run returned %v, want nil after a graceful shutdown\n%s", err, stderr.String())
+		}
+	})
+	return &server{URL: "http://" + addr}
+}
+
+// mustCreateUser creates a user through the CLI, as an operator would.
+func mustCreateUser(t *testing.T, dbURL, email, password string) {
+	t.Helper()
+	var out, log strings.Builder
+	if err := app.Run(context.Background(), []string{"user", "create", email}, lookupEnv(baseEnv(dbURL)),
+		strings.NewReader(password+"\n"), &out, &log, app.Hooks{}); err != nil {
+		t.Fatalf("user create %s: %v\n%s", email, err, log.String())
+	}
+}
+
+func doResp(t *testing.T, c *http.Client, method, url, contentType, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return resp
+}
+
+func readBody(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return string(b)
+}
+
+// syncBuffer is a strings.Builder safe for the server's logger and the test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
