@@ -43,7 +43,7 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 		return fmt.Errorf("start sessions: %v", oneLine(err))
 	}
 
-	var obs observers // what the server counts, told to nobody unless the metrics are on
+	var obs observers // the zero observers: nobody is told what the server counts
 	// optional: metrics begin
 	obs, stopMetrics, err := startMetrics(cfg, store, db, h, log)
 	if err != nil {

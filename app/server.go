@@ -26,8 +26,9 @@ const (
 	idleTimeout  = 2 * time.Minute // keep-alive connections
 )
 
-// observers are told what the server counts (metrics.go feeds its Prometheus metrics from
-// them). A nil one is told nothing: the zero observers tell no one.
+// observers are told what the server counts: each request it answers and each login attempt.
+// A nil one is told nothing, so the zero observers tell no one.
+// metrics.go's Prometheus metrics are fed from them; optional: metrics
 type observers struct {
 	request func(method, route string, status int, elapsed time.Duration) // each answered request
 	login   func(outcome string)                                          // each login attempt
