@@ -1,12 +1,20 @@
 package storage
 
 import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gofiber-template/sessions/internal/pgtest"
+	"github.com/gofiber-template/sessions/migrations"
 )
 
 // traffic writes a session on s every interval until the test ends, so that the listeners of
@@ -125,5 +133,206 @@ func TestPostgresDelayedListenerServesWithinLease(t *testing.T) {
 				return b.Stats().Hits > h
 			})
 		})
+	}
+}
+
+// logLine is a line a store logged about its listener.
+type logLine struct {
+	level         slog.Level
+	msg           string
+	state, reason string
+}
+
+// logCapture is a slog.Handler that keeps every line, for tests of what operators see.
+type logCapture struct {
+	mu    sync.Mutex
+	lines []logLine
+}
+
+func (c *logCapture) Enabled(context.Context, slog.Level) bool { return true }
+func (c *logCapture) WithAttrs([]slog.Attr) slog.Handler        { return c }
+func (c *logCapture) WithGroup(string) slog.Handler             { return c }
+func (c *logCapture) Handle(_ context.Context, r slog.Record) error {
+	l := logLine{level: r.Level, msg: r.Message}
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "state":
+			l.state = a.Value.String()
+		case "reason":
+			l.reason = a.Value.String()
+		}
+		return true
+	})
+	c.mu.Lock()
+	c.lines = append(c.lines, l)
+	c.mu.Unlock()
+	return nil
+}
+
+// snapshot returns the lines so far.
+func (c *logCapture) snapshot() []logLine {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.lines)
+}
+
+// states returns the state of each line so far.
+func (c *logCapture) states() []string {
+	var st []string
+	for _, l := range c.snapshot() {
+		st = append(st, l.state)
+	}
+	return st
+}
+
+// count returns how many lines so far entered state.
+func (c *logCapture) count(state string) int {
+	n := 0
+	for _, l := range c.snapshot() {
+		if l.state == state {
+			n++
+		}
+	}
+	return n
+}
+
+// waitState waits until n lines entered state.
+func (c *logCapture) waitState(t *testing.T, state string, n int, limit time.Duration) {
+	t.Helper()
+	eventually(t, limit, "log line "+state, func() bool { return c.count(state) >= n })
+}
+
+// countHook counts the store's test hook calls at point.
+func countHook(s *Store, point string) *atomic.Int64 {
+	var n atomic.Int64
+	s.setHook(func(p, _ string) {
+		if p == point {
+			n.Add(1)
+		}
+	})
+	return &n
+}
+
+func TestPostgresListenerOnAnotherDatabaseIsRefused(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	other := pgtest.NewURL(t) // migrated too: the schema check alone cannot tell
+	cfg := DefaultConfig()
+	cfg.ListenURL = other
+	cfg.QueryTimeout = time.Second
+	s, err := New(context.Background(), pool, cfg)
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("New accepted a listener on another database than the pool's")
+	}
+	if !errors.Is(err, ErrNotHeard) {
+		t.Fatalf("got %v, want ErrNotHeard", err)
+	}
+	t.Logf("New: %v", err)
+}
+
+// TestPostgresListenerReconnectedToWrongDatabaseKeepsMemoryOff fails the listener's connection
+// over to another server holding a migrated database of the same name: the reconnect
+// succeeds, LISTEN succeeds, and nothing made through the pool is heard there. Memory must stay
+// off until the listener is proven again on the right database.
+func TestPostgresListenerReconnectedToWrongDatabaseKeepsMemoryOff(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	pool := pgtest.Pool(t, dbURL)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := pgtest.NewCluster(t)
+	wrong := cluster.CreateDatabase(strings.TrimPrefix(u.Path, "/"))
+	if err := migrations.Up(pgtest.Pool(t, wrong)); err != nil {
+		t.Fatal(err)
+	}
+	proxy := pgtest.NewProxy(t, dbURL)
+	logs := &logCapture{}
+	a := newPGStore(t, pool, nil)
+	b := newPGStore(t, pool, func(c *Config) {
+		c.ListenURL = proxy.URL(dbURL)
+		c.QueryTimeout = time.Second
+		c.Logger = slog.New(logs)
+	})
+	listens := countHook(b, "listener:listening")
+	mustSet(t, a, "s", "v", time.Hour)
+	wantValue(t, mustGet(t, b, "s"), "v")
+
+	proxy.Retarget(wrong)
+	eventually(t, 10*time.Second, "B listens on the wrong database", func() bool { return listens.Load() >= 1 })
+	// A read now must not fill memory, and a delete on A (heard only on the right database)
+	// must therefore be seen at once.
+	wantValue(t, mustGet(t, b, "s"), "v")
+	if err := a.Delete("s"); err != nil {
+		t.Fatal(err)
+	}
+	wantValue(t, mustGet(t, b, "s"), "")
+	logs.waitState(t, "not_heard", 1, 10*time.Second)
+	failed := countHook(b, "listener:failed")
+	eventually(t, 10*time.Second, "B retries", func() bool { return failed.Load() >= 2 })
+	if st := b.Stats(); st.Listening {
+		t.Fatalf("got Listening %v on the wrong database, want false: memory must stay off", st.Listening)
+	}
+	mustSet(t, a, "t", "1", time.Hour)
+	for range 3 {
+		wantValue(t, mustGet(t, b, "t"), "1")
+	}
+	if inMemory(b, "t") {
+		t.Fatal("B filled memory while its listener hears nothing sent through the pool")
+	}
+
+	proxy.Retarget(dbURL)
+	eventually(t, 10*time.Second, "B listens on the right database again", func() bool { return b.Stats().Listening })
+	wantValue(t, mustGet(t, b, "t"), "1")
+	if !inMemory(b, "t") {
+		t.Fatal("B's memory does not serve once the listener is proven again")
+	}
+	t.Logf("log: %v", logs.states())
+}
+
+// TestPostgresListenerLogsEachChangeOfState drives the listener's connection through a slow
+// path, a server that stops and comes back: one line per change of state, WARN when memory
+// stops serving, INFO when it serves again, and none per failed retry.
+func TestPostgresListenerLogsEachChangeOfState(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	pool := pgtest.Pool(t, dbURL)
+	proxy := pgtest.NewProxy(t, dbURL)
+	logs := &logCapture{}
+	s := newPGStore(t, pool, func(c *Config) {
+		c.Lease, c.HealthInterval, c.QueryTimeout = time.Second, 300*time.Millisecond, 2*time.Second
+		c.ListenURL = proxy.URL(dbURL)
+		c.Logger = slog.New(logs)
+	})
+	failed := countHook(s, "listener:failed")
+	logs.waitState(t, "serving", 1, 5*time.Second)
+
+	proxy.Delay(3 * time.Second) // pings come back too late
+	logs.waitState(t, "lease_expired", 1, 10*time.Second)
+	proxy.Down() // then the server goes away
+	logs.waitState(t, "lost", 1, 10*time.Second)
+	eventually(t, 10*time.Second, "several failed reconnects", func() bool { return failed.Load() >= 5 })
+	proxy.Delay(0)
+	proxy.Up()
+	logs.waitState(t, "serving", 2, 10*time.Second)
+
+	lines := logs.snapshot()
+	for _, l := range lines {
+		t.Logf("%s %s state=%s reason=%q", l.level, l.msg, l.state, l.reason)
+	}
+	want := []string{"serving", "lease_expired", "lost", "reconnecting", "serving"}
+	if got := logs.states(); !slices.Equal(got, want) {
+		t.Fatalf("got states %q, want %q (after %d failed attempts)", got, want, failed.Load())
+	}
+	for _, l := range lines {
+		wantLevel := slog.LevelWarn
+		if l.state == "serving" {
+			wantLevel = slog.LevelInfo
+		}
+		if l.level != wantLevel || l.reason == "" {
+			t.Errorf("%s line: got level %v, reason %q; want %v and a reason", l.state, l.level, l.reason, wantLevel)
+		}
 	}
 }
