@@ -336,3 +336,17 @@ func TestPostgresListenerLogsEachChangeOfState(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeNotificationChangesNothing: every instance hears every other's probes (and its own
+// late ones); a probe must neither flush memory nor count as a change.
+func TestProbeNotificationChangesNothing(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newTestStore(t, 10)
+	mustSet(t, s, "a", "1", time.Hour)
+	before := s.Stats()
+	s.apply("p 0123456789abcdef0123456789abcdef")
+	if st := s.Stats(); st.Flushes != before.Flushes || st.Invalidations != before.Invalidations || !inMemory(s, "a") {
+		t.Fatalf("after a probe: got %d flushes, %d invalidations, in memory %v; want %d, %d, true",
+			st.Flushes, st.Invalidations, inMemory(s, "a"), before.Flushes, before.Invalidations)
+	}
+}
