@@ -33,7 +33,12 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 			return fmt.Errorf("%w (set MIGRATE_ON_START=false to skip)", err)
 		}
 	}
-	store, err := storage.New(ctx, db, cfg.storeConfig(h.Now))
+	scfg := cfg.storeConfig(h.Now)
+	scfg.Logger = log // the listener's changes of state
+	store, err := storage.New(ctx, db, scfg)
+	if errors.Is(err, storage.ErrNotHeard) {
+		return listenerNotHeard(cfg, db)
+	}
 	if err != nil {
 		return fmt.Errorf("start session store: %v", oneLine(err))
 	}

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -27,14 +28,16 @@ type Config struct {
 	ListenURL string
 	// ReconnectMin and ReconnectMax bound the backoff between attempts to listen again.
 	ReconnectMin, ReconnectMax time.Duration
-	// Lease is how long the memory tier may serve after the listener last heard from Postgres
-	// (a notification, or the answer to a ping). Past it, every Get reads Postgres until the
-	// listener is heard from again, so a listening connection that hangs without being reset
-	// serves a session deleted elsewhere for at most Lease.
+	// Lease is how long the memory tier may serve after the start of the listener's last
+	// round trip to Postgres that came back (a ping, or the probe after LISTEN): a ping sent at
+	// t renews it to t + Lease. Notifications renew nothing, since one that arrives says nothing
+	// of how late it is. Past it, every Get reads Postgres until a ping is answered in time, so
+	// a listening connection that hangs, or delivers late by any delay, serves a session
+	// deleted elsewhere for at most Lease after the delete.
 	Lease time.Duration
-	// HealthInterval is how long the listener waits for a notification before it pings its
-	// connection to renew the lease. It must be below Lease; a silent instance sends about one
-	// ping per HealthInterval.
+	// HealthInterval is how often the listener pings its connection to renew the lease,
+	// whatever the traffic: an instance sends about one ping per HealthInterval. It must be
+	// below Lease; at a third of it, memory keeps serving through a ping answered late.
 	HealthInterval time.Duration
 	// SweepInterval is how often expired rows and tombstones leave Postgres and expired
 	// entries leave memory. Any positive duration is honoured.
@@ -57,11 +60,15 @@ type Config struct {
 	// is the one GetDecoded then returns. A value Decode refuses is not written. Owner needs
 	// Decode.
 	Owner func(decoded any) string
+	// Logger receives one line per change of the listener's state: WARN when the memory tier
+	// stops serving (connection lost, reconnecting, lease expired, notifications not heard),
+	// INFO when it serves again, each with its reason. Nil logs nothing.
+	Logger *slog.Logger
 }
 
 // DefaultConfig returns the defaults: 2,000 entries, 10 minutes maximum age in memory, 3 s per
-// Postgres call, reconnecting after 100 ms to 2 s, a 1.5 s lease renewed by a ping after 500 ms
-// of silence, a sweep every 10 s, and tombstones on.
+// Postgres call, reconnecting after 100 ms to 2 s, a 1.5 s lease renewed by a ping every 500 ms
+// (two statements a second per instance), a sweep every 10 s, and tombstones on.
 func DefaultConfig() Config {
 	return Config{
 		Capacity:       DefaultCapacity,

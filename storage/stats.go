@@ -15,7 +15,7 @@ type Stats struct {
 	Invalidations uint64 // notifications received from Postgres
 	Flushes       uint64 // times the whole memory tier was emptied (listener lost, Reset)
 	Reconnects    uint64 // times the listener connected again after losing its connection
-	Pings         uint64 // pings the listener sent to renew its lease after a silence
+	Pings         uint64 // pings the listener sent to renew its lease (one per HealthInterval)
 	Entries       int    // entries in memory now
 	Listening     bool   // whether the listener is listening (the memory tier serves only then)
 }

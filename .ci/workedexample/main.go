@@ -1,9 +1,10 @@
-// Command workedexample checks the worked example of docs/examples/notes.md (a protected
-// endpoint) the way a reader follows it: it copies the repository (its committed HEAD) to a temporary folder, writes
+// Command workedexample checks the worked examples of docs/examples the way a reader follows
+// them: for each, it copies the repository (its committed HEAD) to a temporary folder, writes
 // every file the example shows there (each code block right after a line naming its path in
-// backquotes, in new folders too), adds to app/server.go what the example adds there (a block of
-// import paths to its imports, other lines to newServer after the last route), then vets the
-// copy and runs the migrations' tests and the example's own test there.
+// backquotes, in new folders too), applies each diff block to the file it names (every "-" line
+// must be exactly one line of that file; the "+" lines replace it), adds to app/server.go what a
+// plain block adds there (a block of import paths to its imports, other lines after the last
+// route), then vets the copy and runs the example's checks there.
 //
 // Run it from the repository root: go run ./.ci/workedexample
 package main
@@ -18,18 +19,41 @@ import (
 	"strings"
 )
 
+// example is one worked example and the commands that check it in the copy.
+type example struct {
+	file   string
+	checks [][]string
+}
+
+var examples = []example{
+	{"docs/examples/notes.md", [][]string{
+		{"go", "vet", "./..."},
+		{"go", "test", "-count=1", "./migrations"},
+		{"go", "test", "-count=1", "-run", "^TestNotes$", "-v", "./tests"},
+	}},
+	// A field on the user changes GET /me: the template's own tests must pass unchanged.
+	{"docs/examples/user-field.md", [][]string{
+		{"go", "vet", "./..."},
+		{"go", "test", "-count=1", "./migrations"},
+		{"go", "test", "-count=1", "-run", "^TestDisplayName$", "-v", "./tests"},
+		{"go", "test", "-race", "-short", "-count=1", "./..."},
+	}},
+}
+
 func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "workedexample:", err)
-		os.Exit(1)
+	for _, ex := range examples {
+		if err := check(ex); err != nil {
+			fmt.Fprintf(os.Stderr, "workedexample: %s: %v\n", ex.file, err)
+			os.Exit(1)
+		}
 	}
 }
 
-// block is a code block of the README and the path it belongs to.
-type block struct{ path, code string }
-
-// exampleFile is the worked example this command checks.
-const exampleFile = "docs/examples/notes.md"
+// block is a code block of an example and the path it belongs to; diff says it is a diff.
+type block struct {
+	path, code string
+	diff       bool
+}
 
 var (
 	pathLine      = regexp.MustCompile("^`([A-Za-z0-9_./-]+\\.(go|sql))`$")
@@ -54,19 +78,19 @@ func nextMigration(dir string) (int, error) {
 	return highest + 1, nil
 }
 
-func run() error {
-	section, err := os.ReadFile(exampleFile)
+func check(ex example) error {
+	text, err := os.ReadFile(ex.file)
 	if err != nil {
 		if os.IsNotExist(err) {
-			// A project made from the template may drop the example: then there is nothing to check.
-			fmt.Println(exampleFile, "is gone: no worked example to check")
+			// A project made from the template may drop an example: then there is nothing to check.
+			fmt.Println(ex.file, "is gone: nothing to check")
 			return nil
 		}
 		return err
 	}
-	blocks := parse(string(section))
+	blocks := parse(string(text))
 	if len(blocks) < 4 {
-		return fmt.Errorf("found %d code blocks with a path in the worked example, want at least 4", len(blocks))
+		return fmt.Errorf("found %d code blocks with a path, want at least 4", len(blocks))
 	}
 	dir, err := os.MkdirTemp("", "workedexample-")
 	if err != nil {
@@ -81,13 +105,20 @@ func run() error {
 		return err
 	}
 	for _, b := range blocks {
-		// The example's migration takes the next free number, whatever the README says, so
+		// The example's migration takes the next free number, whatever the text says, so
 		// that the check survives the project's own migrations.
 		if m := migrationFile.FindStringSubmatch(b.path); m != nil {
 			b.path = fmt.Sprintf("migrations/%04d_%s", next, m[1])
 		}
 		dst := filepath.Join(dir, b.path)
-		if b.path == "app/server.go" {
+		switch {
+		case b.diff:
+			if err := applyDiff(dst, b.code); err != nil {
+				return fmt.Errorf("%s: %w", b.path, err)
+			}
+			fmt.Println("changed", b.path)
+			continue
+		case b.path == "app/server.go":
 			insert := insertRoutes
 			if isImports(b.code) {
 				insert = insertImports
@@ -98,7 +129,7 @@ func run() error {
 			continue
 		}
 		if _, err := os.Stat(dst); err == nil {
-			return fmt.Errorf("%s already exists in the template; the example must add new files", b.path)
+			return fmt.Errorf("%s already exists in the template; a plain block must add a new file", b.path)
 		}
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
@@ -108,17 +139,39 @@ func run() error {
 		}
 		fmt.Println("wrote", b.path)
 	}
-	for _, args := range [][]string{
-		{"go", "vet", "./..."},
-		{"go", "test", "-count=1", "./migrations"},
-		{"go", "test", "-count=1", "-run", "^TestNotes$", "-v", "./tests"},
-	} {
+	for _, args := range ex.checks {
 		if err := sh(dir, args...); err != nil {
 			return err
 		}
 	}
-	fmt.Println("the worked example builds, migrates up and down, and its test passes")
+	fmt.Println(ex.file + ": the example builds, migrates up and down, and its checks pass")
 	return nil
+}
+
+// applyDiff replaces, in the file at path, the one line equal to the diff's "-" lines (in
+// order, consecutive) with its "+" lines.
+func applyDiff(path, diff string) error {
+	var minus, plus []string
+	for l := range strings.Lines(diff) {
+		l = strings.TrimSuffix(l, "\n")
+		switch {
+		case strings.HasPrefix(l, "-"):
+			minus = append(minus, l[1:])
+		case strings.HasPrefix(l, "+"):
+			plus = append(plus, l[1:])
+		default:
+			return fmt.Errorf("diff line %q is neither - nor +", l)
+		}
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	old := strings.Join(minus, "\n") + "\n"
+	if n := strings.Count(string(src), old); n != 1 {
+		return fmt.Errorf("the lines to replace occur %d times, want once: %q", n, old)
+	}
+	return os.WriteFile(path, []byte(strings.Replace(string(src), old, strings.Join(plus, "\n")+"\n", 1)), 0o644)
 }
 
 // parse finds each fenced code block whose nearest non-blank line before it is a path in
@@ -128,18 +181,20 @@ func parse(section string) []block {
 		blocks []block
 		path   string
 		code   *strings.Builder
+		diff   bool
 	)
 	sc := bufio.NewScanner(strings.NewReader(section))
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
 		case code != nil && line == "```":
-			blocks = append(blocks, block{path, code.String()})
+			blocks = append(blocks, block{path, code.String(), diff})
 			code, path = nil, ""
 		case code != nil:
 			code.WriteString(line + "\n")
 		case strings.HasPrefix(line, "```") && path != "":
 			code = &strings.Builder{}
+			diff = line == "```diff"
 		case pathLine.MatchString(line):
 			path = pathLine.FindStringSubmatch(line)[1]
 		case strings.TrimSpace(line) != "":

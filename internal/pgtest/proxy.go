@@ -5,19 +5,32 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 )
 
-// Proxy is a TCP proxy in front of PostgreSQL that a test can hang: after Hang it forwards
-// nothing in either direction and accepts new connections without forwarding them, while every
-// socket stays open. That is a network that stops delivering without resetting anything, which
-// TCP keepalives do not notice (the proxy's kernel still answers them). Close (run when the test
-// ends) closes every connection.
+// Proxy is a TCP proxy in front of PostgreSQL that a test controls:
+//
+//   - Hang: it forwards nothing in either direction and accepts new connections without
+//     forwarding them, while every socket stays open. That is a network that stops delivering
+//     without resetting anything, which TCP keepalives do not notice (the proxy's kernel still
+//     answers them).
+//   - Delay: it delivers everything, in order, but late: a slow path, not a hung one.
+//   - Down and Up: a server that stops (every connection closed, new ones closed at once) and
+//     comes back.
+//   - Retarget: new connections go to another server, and the current ones are closed, as a
+//     failover to the wrong host would do.
+//
+// Close (run when the test ends) closes every connection. Its methods are safe for concurrent
+// use.
 type Proxy struct {
-	ln     net.Listener
-	target string
+	ln   net.Listener
+	done chan struct{} // closed by Close
 
 	mu     sync.Mutex
+	target string
 	hung   bool
+	down   bool
+	delay  time.Duration
 	closed bool
 	conns  []net.Conn
 }
@@ -34,7 +47,7 @@ func NewProxy(t testing.TB, dbURL string) *Proxy {
 	if err != nil {
 		t.Fatalf("pgtest: proxy: %v", err)
 	}
-	p := &Proxy{ln: ln, target: u.Host}
+	p := &Proxy{ln: ln, target: u.Host, done: make(chan struct{})}
 	go p.accept()
 	t.Cleanup(p.Close)
 	return p
@@ -54,6 +67,38 @@ func (p *Proxy) Hang() {
 	p.mu.Unlock()
 }
 
+// Delay makes every byte read from now on, in either direction, reach the other side d after
+// the proxy read it, in order; 0 forwards at once again (after what is already queued).
+func (p *Proxy) Delay(d time.Duration) {
+	p.mu.Lock()
+	p.delay = d
+	p.mu.Unlock()
+}
+
+// Down closes every connection through the proxy and, until Up, closes each new one at once.
+func (p *Proxy) Down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	p.closeConnsLocked()
+}
+
+// Up forwards new connections again after Down.
+func (p *Proxy) Up() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}
+
+// Retarget sends new connections to the server of dbURL and closes every current one.
+func (p *Proxy) Retarget(dbURL string) {
+	u, _ := url.Parse(dbURL)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = u.Host
+	p.closeConnsLocked()
+}
+
 // Close closes the proxy and every connection through it.
 func (p *Proxy) Close() {
 	p.mu.Lock()
@@ -62,16 +107,22 @@ func (p *Proxy) Close() {
 		return
 	}
 	p.closed = true
+	close(p.done)
 	_ = p.ln.Close()
+	p.closeConnsLocked()
+}
+
+func (p *Proxy) closeConnsLocked() {
 	for _, c := range p.conns {
 		_ = c.Close()
 	}
+	p.conns = nil
 }
 
 func (p *Proxy) track(c net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed || p.down {
 		_ = c.Close()
 		return false
 	}
@@ -85,6 +136,18 @@ func (p *Proxy) isHung() bool {
 	return p.hung
 }
 
+func (p *Proxy) currentDelay() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.delay
+}
+
+func (p *Proxy) currentTarget() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.target
+}
+
 func (p *Proxy) accept() {
 	for {
 		client, err := p.ln.Accept()
@@ -92,14 +155,15 @@ func (p *Proxy) accept() {
 			return
 		}
 		if !p.track(client) || p.isHung() {
-			continue // held open, never forwarded
+			continue // closed, or held open and never forwarded
 		}
-		server, err := net.Dial("tcp", p.target)
+		server, err := net.Dial("tcp", p.currentTarget())
 		if err != nil {
 			_ = client.Close()
 			continue
 		}
 		if !p.track(server) {
+			_ = client.Close()
 			continue
 		}
 		go p.pipe(server, client)
@@ -107,22 +171,58 @@ func (p *Proxy) accept() {
 	}
 }
 
-// pipe copies src to dst until either closes; once hung, it reads on (so the sender sees no
-// back-pressure) and delivers nothing.
+// chunk is what one read returned, due at the other side at due; eof marks the end of src.
+type chunk struct {
+	b   []byte
+	due time.Time
+	eof bool
+}
+
+// pipe copies src to dst until either closes, each read delivered Delay after it was read;
+// once hung, it reads on (so the sender sees no back-pressure) and delivers nothing.
 func (p *Proxy) pipe(dst, src net.Conn) {
-	buf := make([]byte, 32<<10)
+	q := make(chan chunk, 256)
+	go p.deliver(dst, q)
+	defer close(q)
 	for {
+		buf := make([]byte, 32<<10)
 		n, err := src.Read(buf)
-		if n > 0 && !p.isHung() {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
+		hung := p.isHung()
+		if n > 0 && !hung {
+			q <- chunk{b: buf[:n], due: time.Now().Add(p.currentDelay())}
 		}
 		if err != nil {
-			if !p.isHung() {
-				_ = dst.Close()
+			if !hung {
+				q <- chunk{eof: true, due: time.Now().Add(p.currentDelay())}
 			}
 			return
+		}
+	}
+}
+
+// deliver writes the chunks of q to dst, each once it is due, and closes dst at the end of its
+// source. After a failed write it drops the rest.
+func (p *Proxy) deliver(dst net.Conn, q <-chan chunk) {
+	failed := false
+	for c := range q {
+		if failed {
+			continue
+		}
+		if d := time.Until(c.due); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-p.done:
+				failed = true
+				continue
+			}
+		}
+		if c.eof {
+			_ = dst.Close()
+			failed = true
+			continue
+		}
+		if _, err := dst.Write(c.b); err != nil {
+			failed = true
 		}
 	}
 }
