@@ -102,24 +102,54 @@ func requestLog(log *slog.Logger, m *metrics) fiber.Handler {
 		}
 		status := c.Response().StatusCode()
 		elapsed := time.Since(start)
+		method := requestMethod(c)
 		if h := log.Handler(); h.Enabled(c.Context(), slog.LevelInfo) {
 			// A record without a caller's PC: Logger.LogAttrs would walk the stack for one on
 			// every request, and the line's source is always this middleware.
 			r := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
 			r.AddAttrs(
 				slog.String("request_id", id),
-				slog.String("method", c.Method()),
+				slog.String("method", method),
 				slog.String("route", route),
 				slog.Int("status", status),
 				slog.Duration("duration", elapsed),
 				slog.Int("bytes", len(c.Response().Body())),
-				slog.String("client", c.IP()),
+				slog.String("client", strings.Clone(c.IP())), // a proxy's header, in Fiber's buffer
 			)
 			_ = h.Handle(c.Context(), r) // a log line that cannot be written is not the client's problem
 		}
 		if m != nil {
-			m.observeRequest(c.Method(), route, status, elapsed)
+			m.observeRequest(method, route, status, elapsed)
 		}
 		return nil
 	}
+}
+
+// requestMethod returns c's method as a constant string, "other" for one outside net/http's
+// list. A value kept after the request (a metric's label, a log attribute) must never be
+// c.Method() itself: that points into the buffer fasthttp reads the connection's next request
+// into, so a label kept from it would turn from GET into the next method, and the metrics
+// would hold two series of one label set. The fixed list also bounds the labels' values.
+func requestMethod(c *fiber.Ctx) string {
+	switch c.Method() {
+	case fiber.MethodGet:
+		return fiber.MethodGet
+	case fiber.MethodHead:
+		return fiber.MethodHead
+	case fiber.MethodPost:
+		return fiber.MethodPost
+	case fiber.MethodPut:
+		return fiber.MethodPut
+	case fiber.MethodPatch:
+		return fiber.MethodPatch
+	case fiber.MethodDelete:
+		return fiber.MethodDelete
+	case fiber.MethodConnect:
+		return fiber.MethodConnect
+	case fiber.MethodOptions:
+		return fiber.MethodOptions
+	case fiber.MethodTrace:
+		return fiber.MethodTrace
+	}
+	return "other"
 }
