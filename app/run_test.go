@@ -28,14 +28,17 @@ func run(t *testing.T, vars map[string]string, stdin string, args ...string) (st
 	return stdout.String(), err
 }
 
-// serveForTest runs the serve command with vars as the whole environment (metrics off unless
-// vars says otherwise: parallel tests would share the default METRICS_ADDR) and waits until it
-// listens. It returns the address, the cancel that stands for SIGTERM, and Run's result.
+// serveForTest runs the serve command with vars as the whole environment (metrics off and no
+// shutdown drain unless vars says otherwise: parallel tests would share the default
+// METRICS_ADDR) and waits until it listens. It returns the address, the cancel that stands for SIGTERM, and Run's result.
 func serveForTest(t *testing.T, vars map[string]string) (addr string, cancel context.CancelFunc, done <-chan error) {
 	t.Helper()
 	vars = maps.Clone(vars)
 	if _, ok := vars["METRICS_ADDR"]; !ok {
 		vars["METRICS_ADDR"] = ""
+	}
+	if _, ok := vars["SHUTDOWN_DRAIN"]; !ok {
+		vars["SHUTDOWN_DRAIN"] = "0"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
