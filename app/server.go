@@ -181,7 +181,8 @@ const retryAfter = "2"
 // session deleted under the request gives 401; a database that is unavailable or went away
 // (pgfault.Unavailable: unreachable, too slow, restarting, shut down, read-only, out of
 // connections) gives 503; anything else is a 500 whose details go to the log, never to the
-// client. Every 503 carries Retry-After.
+// client. Every 503 carries Retry-After. A cross-site refusal (crossOrigin) is logged as a
+// security event.
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		code, msg := fiber.StatusInternalServerError, "internal server error"
@@ -194,16 +195,24 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		case pgfault.Unavailable(err):
 			code, msg = fiber.StatusServiceUnavailable, "service unavailable"
 		}
+		// The request's context carries its id into the line (requestIDHandler).
+		ctx := c.UserContext()
 		switch {
 		case code == fiber.StatusServiceUnavailable:
 			if len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
 				c.Set(fiber.HeaderRetryAfter, retryAfter)
 			}
-			log.Warn("request failed", "method", c.Method(), "path", c.Path(), "status", code, "err", err,
-				"request_id", c.GetRespHeader(headerRequestID))
+			log.LogAttrs(ctx, slog.LevelWarn, "request failed", slog.String("method", requestMethod(c)),
+				slog.String("path", strings.Clone(c.Path())), slog.Int("status", code), slog.Any("err", err))
 		case code >= fiber.StatusInternalServerError:
-			log.Error("request failed", "method", c.Method(), "path", c.Path(), "status", code, "err", err,
-				"request_id", c.GetRespHeader(headerRequestID))
+			log.LogAttrs(ctx, slog.LevelError, "request failed", slog.String("method", requestMethod(c)),
+				slog.String("path", strings.Clone(c.Path())), slog.Int("status", code), slog.Any("err", err))
+		case errors.Is(err, errCrossOrigin):
+			// A security event: what a page on another site made the browser send.
+			h := &c.Request().Header
+			log.LogAttrs(ctx, slog.LevelWarn, "cross-site request refused", slog.String("method", requestMethod(c)),
+				slog.String("path", strings.Clone(c.Path())), slog.String("origin", string(h.Peek(fiber.HeaderOrigin))),
+				slog.String("sec_fetch_site", string(h.Peek("Sec-Fetch-Site"))), slog.String("client", strings.Clone(c.IP())))
 		}
 		return c.Status(code).JSON(fiber.Map{"error": msg})
 	}
