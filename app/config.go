@@ -48,6 +48,10 @@ type Config struct {
 	//   QueryTimeout  DB_QUERY_TIMEOUT: deadline of every database call, the store's and the app's
 	Store storage.Config
 
+	// MemoryLimit is GOMEMLIMIT, the Go runtime's soft memory limit that serve sets, in bytes
+	// (math.MaxInt64 for off); unset, defaultMemoryLimit of the hashing slots and the cache.
+	MemoryLimit int64
+
 	LogLevel    slog.Level // LOG_LEVEL: debug, info, warn or error
 	LogFormat   string     // LOG_FORMAT: text or json; "" = text when standard error is a terminal, else json
 	MetricsAddr string     // METRICS_ADDR: address of the Prometheus /metrics listener; set empty to turn it off
@@ -130,6 +134,10 @@ func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	parseVar(&p, "PROXY_HEADER", parseString, &cfg.ProxyHeader)
 	if cfg.TouchInterval == 0 {
 		cfg.TouchInterval = defaultTouchInterval(cfg.IdleTimeout)
+	}
+	parseVar(&p, "GOMEMLIMIT", parseMemoryLimit, &cfg.MemoryLimit)
+	if cfg.MemoryLimit == 0 {
+		cfg.MemoryLimit = defaultMemoryLimit(cfg.Login.HashSlots, cfg.Store.Capacity)
 	}
 	errs := append(p.errs, cfg.validate()...)
 	if len(errs) > 0 {

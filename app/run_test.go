@@ -28,8 +28,8 @@ func run(t *testing.T, vars map[string]string, stdin string, args ...string) (st
 	return stdout.String(), err
 }
 
-// serveForTest runs the serve command with vars as the whole environment (metrics off and no
-// shutdown drain unless vars says otherwise: parallel tests would share the default
+// serveForTest runs the serve command with vars as the whole environment (metrics off, no
+// shutdown drain and no memory limit unless vars says otherwise: parallel tests would share the default
 // METRICS_ADDR) and waits until it listens. It returns the address, the cancel that stands for SIGTERM, and Run's result.
 func serveForTest(t *testing.T, vars map[string]string) (addr string, cancel context.CancelFunc, done <-chan error) {
 	t.Helper()
@@ -39,6 +39,9 @@ func serveForTest(t *testing.T, vars map[string]string) (addr string, cancel con
 	}
 	if _, ok := vars["SHUTDOWN_DRAIN"]; !ok {
 		vars["SHUTDOWN_DRAIN"] = "0"
+	}
+	if _, ok := vars["GOMEMLIMIT"]; !ok {
+		vars["GOMEMLIMIT"] = "off" // the limit is the whole test process's
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -63,6 +64,10 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s (HOST, PORT): %w", addr, err)
 	}
+	// The runtime read GOMEMLIMIT from the process's environment already; this also applies
+	// one from .env, or the default.
+	debug.SetMemoryLimit(cfg.MemoryLimit)
+	log.Info("memory limit", "GOMEMLIMIT", cfg.MemoryLimit)
 	drain := new(draining)
 	srv := newServer(cfg, db, store, ids, m, drain, h, log)
 	sweepCtx, stopSweep := context.WithCancel(context.Background())

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -65,6 +66,10 @@ func startServer(t testing.TB, env map[string]string, hooks app.Hooks) *server {
 	}
 	readyc := make(chan ready, 1)
 	hooks.Ready = func(addr string, store *storage.Store) { readyc <- ready{addr, store} }
+	if _, ok := env["GOMEMLIMIT"]; !ok {
+		env = maps.Clone(env)
+		env["GOMEMLIMIT"] = "off" // serve sets it for the whole process: here, the tests'
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &syncBuffer{}
