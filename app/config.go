@@ -29,9 +29,11 @@ type Config struct {
 	Host            string        // HOST: interface to listen on; "" = all
 	Port            int           // PORT: TCP port; 0 = any free port
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT: how long requests in flight may take to finish on SIGTERM
+	ShutdownDrain   time.Duration // SHUTDOWN_DRAIN: how long /readyz answers 503, while requests are still served, before the server stops accepting on SIGTERM
 	BodyLimit       int           // BODY_LIMIT: largest request body, in bytes, on any route
 
 	CookieSecure  bool          // COOKIE_SECURE: send the session cookie over HTTPS only
+	HSTSMaxAge    time.Duration // HSTS_MAX_AGE: Strict-Transport-Security max-age while CookieSecure; 0 = no header
 	IdleTimeout   time.Duration // SESSION_IDLE_TIMEOUT: a session ends after this long unused
 	MaxLifetime   time.Duration // SESSION_MAX_LIFETIME: a session ends this long after login, however much it is used
 	TouchInterval time.Duration // SESSION_TOUCH_INTERVAL: least time between two refreshes of a session's expiry
@@ -45,6 +47,10 @@ type Config struct {
 	//   ListenURL     LISTEN_DATABASE_URL: direct URL for LISTEN; "" = DATABASE_URL
 	//   QueryTimeout  DB_QUERY_TIMEOUT: deadline of every database call, the store's and the app's
 	Store storage.Config
+
+	// MemoryLimit is GOMEMLIMIT, the Go runtime's soft memory limit that serve sets, in bytes
+	// (math.MaxInt64 for off); unset, defaultMemoryLimit of the hashing slots and the cache.
+	MemoryLimit int64
 
 	LogLevel    slog.Level // LOG_LEVEL: debug, info, warn or error
 	LogFormat   string     // LOG_FORMAT: text or json; "" = text when standard error is a terminal, else json
@@ -65,8 +71,10 @@ func DefaultConfig() Config {
 		ConnectTimeout:  5 * time.Second,
 		Port:            3000,
 		ShutdownTimeout: 10 * time.Second,
+		ShutdownDrain:   5 * time.Second,
 		BodyLimit:       16 << 10,
 		CookieSecure:    true,
+		HSTSMaxAge:      365 * 24 * time.Hour,
 		IdleTimeout:     7 * 24 * time.Hour,
 		MaxLifetime:     30 * 24 * time.Hour,
 		Store:           storage.DefaultConfig(),
@@ -98,8 +106,10 @@ func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	parseVar(&p, "HOST", parseString, &cfg.Host)
 	parseVar(&p, "PORT", parseInt, &cfg.Port)
 	parseVar(&p, "SHUTDOWN_TIMEOUT", parseDuration, &cfg.ShutdownTimeout)
+	parseVar(&p, "SHUTDOWN_DRAIN", parseDuration, &cfg.ShutdownDrain)
 	parseVar(&p, "BODY_LIMIT", parseInt, &cfg.BodyLimit)
 	parseVar(&p, "COOKIE_SECURE", parseBool, &cfg.CookieSecure)
+	parseVar(&p, "HSTS_MAX_AGE", parseDuration, &cfg.HSTSMaxAge)
 	parseVar(&p, "SESSION_IDLE_TIMEOUT", parseDuration, &cfg.IdleTimeout)
 	parseVar(&p, "SESSION_MAX_LIFETIME", parseDuration, &cfg.MaxLifetime)
 	parseVar(&p, "SESSION_TOUCH_INTERVAL", parseDuration, &cfg.TouchInterval)
@@ -124,6 +134,10 @@ func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	parseVar(&p, "PROXY_HEADER", parseString, &cfg.ProxyHeader)
 	if cfg.TouchInterval == 0 {
 		cfg.TouchInterval = defaultTouchInterval(cfg.IdleTimeout)
+	}
+	parseVar(&p, "GOMEMLIMIT", parseMemoryLimit, &cfg.MemoryLimit)
+	if cfg.MemoryLimit == 0 {
+		cfg.MemoryLimit = defaultMemoryLimit(cfg.Login.HashSlots, cfg.Store.Capacity)
 	}
 	errs := append(p.errs, cfg.validate()...)
 	if len(errs) > 0 {
@@ -189,6 +203,14 @@ func (c Config) validate() []string {
 			}
 		}
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"SHUTDOWN_DRAIN", c.ShutdownDrain}, {"HSTS_MAX_AGE", c.HSTSMaxAge}} {
+		if d.v < 0 {
+			bad("%s=%v is negative; 0 turns it off", d.name, d.v)
+		}
+	}
 	if len(c.trustedProxies()) > 0 && strings.TrimSpace(c.ProxyHeader) == "" {
 		bad("PROXY_HEADER is empty but TRUSTED_PROXIES is set")
 	}
@@ -221,6 +243,16 @@ func (c Config) trustedProxies() []string {
 		}
 	}
 	return list
+}
+
+// strictTransportSecurity is the Strict-Transport-Security header's value: max-age in whole
+// seconds of HSTSMaxAge while the session cookie is Secure (the site is served over HTTPS), ""
+// (no header) otherwise or when HSTSMaxAge is under a second.
+func (c Config) strictTransportSecurity() string {
+	if !c.CookieSecure || c.HSTSMaxAge < time.Second {
+		return ""
+	}
+	return "max-age=" + strconv.FormatInt(int64(c.HSTSMaxAge/time.Second), 10)
 }
 
 // storeConfig is the session store's configuration for this Config and clock.

@@ -58,6 +58,9 @@ func newMetrics(store *storage.Store, db *pgxpool.Pool) *metrics {
 	return m
 }
 
+// observeRequest counts one answered request. The registry keeps method and route as labels:
+// they must be strings that outlive the request (requestMethod, a route's pattern), never a
+// view of Fiber's buffers.
 func (m *metrics) observeRequest(method, route string, status int, elapsed time.Duration) {
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route, method).Observe(elapsed.Seconds())

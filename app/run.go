@@ -24,6 +24,9 @@ type Hooks struct {
 	MetricsReady func(addr string)
 	// Now replaces time.Now as the clock of session expiry and of the touch interval.
 	Now func() time.Time
+	// DrainAfter replaces time.After as the timer of the shutdown drain (SHUTDOWN_DRAIN):
+	// called once when the drain starts, it returns the channel whose receive ends it.
+	DrainAfter func(time.Duration) <-chan time.Time
 	// PoolConfig may change the database pool's configuration before the pool opens; tests
 	// install a pgx tracer here to count the statements the server sends.
 	PoolConfig func(*pgxpool.Config)

@@ -31,13 +31,14 @@ func run(t *testing.T, vars map[string]string, stdin string, args ...string) (st
 	return stdout.String(), err
 }
 
-// withFreePorts returns a copy of vars with PORT 0 and metrics off where vars sets neither.
+// withFreePorts returns a copy of vars with PORT 0, metrics off, no shutdown drain and no memory
+// limit (it would be the whole test process's) where vars sets none of them.
 func withFreePorts(vars map[string]string) map[string]string {
 	vars = maps.Clone(vars)
 	if vars == nil {
 		vars = map[string]string{}
 	}
-	for name, v := range map[string]string{"PORT": "0", "METRICS_ADDR": ""} {
+	for name, v := range map[string]string{"PORT": "0", "METRICS_ADDR": "", "SHUTDOWN_DRAIN": "0", "GOMEMLIMIT": "off"} {
 		if _, ok := vars[name]; !ok {
 			vars[name] = v
 		}
@@ -45,8 +46,9 @@ func withFreePorts(vars map[string]string) map[string]string {
 	return vars
 }
 
-// serveForTest runs the serve command with vars as the whole environment (on a free port,
-// metrics off unless vars says otherwise) and waits until it listens. It returns the address, the cancel that stands for SIGTERM, and Run's result.
+// serveForTest runs the serve command with vars as the whole environment (withFreePorts) and
+// waits until it listens. It returns the address, the cancel that stands for SIGTERM, and Run's
+// result.
 func serveForTest(t *testing.T, vars map[string]string) (addr string, cancel context.CancelFunc, done <-chan error) {
 	t.Helper()
 	vars = withFreePorts(vars)
