@@ -318,6 +318,7 @@ func BenchmarkCheckNewPassword(b *testing.B) {
 		{"emoji100", strings.Repeat("🦊🌵🎻🚲🍋🧲🌋🪁🦉🧊", 10)},
 		{"cyrillic100", string([]rune(strings.Repeat("съешь мягких французских булок ", 4))[:100])},
 		{"fibonacci200", fib[:200]},
+		{"digits100", "7624210089989549405892098111376355267130657587507393141047172602422956569094964947015874024303469160"},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
 			b.ReportAllocs()
