@@ -60,6 +60,8 @@ type Config struct {
 
 	TrustedProxies string // TRUSTED_PROXIES: comma-separated peers (IPs, CIDRs) whose ProxyHeader gives the client address
 	ProxyHeader    string // PROXY_HEADER: header a trusted proxy puts the client address in
+
+	SessionKeys sessionKeys // SESSION_KEYS or SESSION_KEYS_FILE: keys that sign session ids, the first signing; none = one kept in the database
 }
 
 // DefaultConfig returns the configuration used for every variable left unset. TouchInterval is
@@ -132,6 +134,11 @@ func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	parseVar(&p, "LOGIN_LOCKOUT_MAX", parseDuration, &cfg.Login.LockoutMax)
 	parseVar(&p, "TRUSTED_PROXIES", parseString, &cfg.TrustedProxies)
 	parseVar(&p, "PROXY_HEADER", parseString, &cfg.ProxyHeader)
+	if keys, err := readSessionKeys(lookupEnv); err != nil {
+		p.errs = append(p.errs, err.Error())
+	} else {
+		cfg.SessionKeys = keys
+	}
 	if cfg.TouchInterval == 0 {
 		cfg.TouchInterval = defaultTouchInterval(cfg.IdleTimeout)
 	}

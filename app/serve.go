@@ -46,7 +46,7 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 		return fmt.Errorf("start session store: %v", oneLine(err))
 	}
 	defer within(closeTimeout, func() { _ = store.Close() }) // runs before db.Close
-	ids, err := loadSessionIDs(ctx, db)
+	ids, err := loadSessionIDs(ctx, db, cfg.SessionKeys...)
 	if err != nil {
 		return fmt.Errorf("start sessions: %v", oneLine(err))
 	}
