@@ -3,8 +3,8 @@ package app
 import (
 	"bytes"
 	"context"
-	"errors"
 	"crypto/rand"
+	"errors"
 	"io"
 	"log/slog"
 	"maps"
