@@ -302,7 +302,7 @@ type lockEntry struct {
 	logged bool
 }
 
-func newLockSet(max int) *lockSet { return &lockSet{keys: make(map[string]lockEntry), max: max} }
+func newLockSet(limit int) *lockSet { return &lockSet{keys: make(map[string]lockEntry), max: limit} }
 
 // get reports whether any of keys is throttled at now, for how long still (the longest), and
 // whether every such key was logged already; it marks them logged.
