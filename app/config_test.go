@@ -68,6 +68,9 @@ func TestLoadConfigValues(t *testing.T) {
 		"LOGIN_FAILURE_WINDOW":   "1h",
 		"LOGIN_LOCKOUT":          "30s",
 		"LOGIN_LOCKOUT_MAX":      "20m",
+		"LOGIN_HARD_LIMIT":       "50",
+		"LOGIN_IPV4_PREFIX":      "24",
+		"LOGIN_IPV6_PREFIX":      "56",
 		"TRUSTED_PROXIES":        "10.0.0.1, 192.168.0.0/16",
 		"PROXY_HEADER":           "X-Forwarded-For",
 	}))
@@ -86,6 +89,7 @@ func TestLoadConfigValues(t *testing.T) {
 		Login: users.Config{
 			PasswordMinLength: 20, HashSlots: 3, HashWait: 2 * time.Second, AccountFailures: 7, AddressFailures: 70,
 			FailureWindow: time.Hour, Lockout: 30 * time.Second, LockoutMax: 20 * time.Minute,
+			HardLimit: 50, IPv4Prefix: 24, IPv6Prefix: 56,
 		},
 		TrustedProxies: "10.0.0.1, 192.168.0.0/16", ProxyHeader: "X-Forwarded-For",
 	}
@@ -167,6 +171,10 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"zero lockout", map[string]string{"LOGIN_LOCKOUT": "0s"}, []string{"LOGIN_LOCKOUT=0s"}},
 		{"lockout max over the window", map[string]string{"LOGIN_LOCKOUT_MAX": "1h"}, []string{"LOGIN_LOCKOUT_MAX=1h0m0s"}},
 		{"lockout max under the lockout", map[string]string{"LOGIN_LOCKOUT": "5m", "LOGIN_LOCKOUT_MAX": "1m"}, []string{"LOGIN_LOCKOUT_MAX=1m0s"}},
+		{"hard limit over 100", map[string]string{"LOGIN_HARD_LIMIT": "101"}, []string{"LOGIN_HARD_LIMIT=101"}},
+		{"zero hard limit", map[string]string{"LOGIN_HARD_LIMIT": "0"}, []string{"LOGIN_HARD_LIMIT=0"}},
+		{"IPv4 prefix over 32", map[string]string{"LOGIN_IPV4_PREFIX": "33"}, []string{"LOGIN_IPV4_PREFIX=33"}},
+		{"IPv6 prefix under 32", map[string]string{"LOGIN_IPV6_PREFIX": "16"}, []string{"LOGIN_IPV6_PREFIX=16"}},
 		{"trusted proxy not an address", map[string]string{"TRUSTED_PROXIES": "10.0.0.1,proxy.local"}, []string{"TRUSTED_PROXIES", "proxy.local"}},
 		{"trusted proxies without a header", map[string]string{"TRUSTED_PROXIES": "10.0.0.1", "PROXY_HEADER": " "}, []string{"PROXY_HEADER"}},
 		{"several at once", map[string]string{"PORT": "x", "COOKIE_SECURE": "y", "SESSION_IDLE_TIMEOUT": "z"},
