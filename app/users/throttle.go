@@ -178,12 +178,22 @@ func (t *Throttle) wait(key string, failures, consecutive int, last, now time.Ti
 }
 
 // limitSQL is limit in SQL, for the row f ($7 and $8 the limits of accounts and addresses);
-// lockSQL is lockFor: Lockout doubled per further failure up to LockoutMax ($5 and $6).
+// lockSQL is lockFor: Lockout doubled per further failure up to LockoutMax ($5 and $6), the
+// doublings capped at $11 (doublings) so that the product never leaves interval's range.
 const (
 	limitSQL = `(CASE WHEN f.key LIKE 'address:%' THEN $8::int ELSE $7::int END)`
 	lockSQL  = `(CASE WHEN f.failures < ` + limitSQL + ` THEN interval '0'
-		ELSE least($5::interval * power(2, least(f.failures - ` + limitSQL + `, 40)), $6::interval) END)`
+		ELSE least($5::interval * power(2, least(f.failures - ` + limitSQL + `, $11::int)), $6::interval) END)`
 )
+
+// doublings is how many times Lockout doubles before it reaches LockoutMax.
+func (t *Throttle) doublings() int {
+	n := 0
+	for d := t.lockout; d > 0 && d < t.lockoutMax; d *= 2 { // d > 0: stops should d overflow
+		n++
+	}
+	return n
+}
 
 // fail records one failed attempt on keys (as for check), in one statement that counts them all
 // atomically, and returns how long the attempt's keys are now throttled. user is the id of the
@@ -208,7 +218,7 @@ func (t *Throttle) fail(ctx context.Context, keys []string, user int64) (time.Du
 			last_failure = greatest(f.last_failure, $3),
 			user_id = coalesce(excluded.user_id, f.user_id)
 		RETURNING key, failures, consecutive, last_failure`,
-		keys, users, now, t.window, t.lockout, t.lockoutMax, t.accountMax, t.addressMax, t.hardLimit, t.memory)
+		keys, users, now, t.window, t.lockout, t.lockoutMax, t.accountMax, t.addressMax, t.hardLimit, t.memory, t.doublings())
 	if err != nil {
 		return 0, fmt.Errorf("count failed login: %w", err)
 	}

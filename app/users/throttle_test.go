@@ -271,3 +271,20 @@ func TestThrottleSweep(t *testing.T) {
 		t.Errorf("rows of a key at the hard limit after the sweeps: got %d, want 1 (kept until a success or a new password)", n)
 	}
 }
+
+// Far past its limit, a key's throttle stays at LockoutMax: the doubling never overflows.
+func TestThrottleFarPastTheLimit(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewPool(t)
+	clock := &testClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	th := newTestThrottle(t, db, clock) // addresses: 10 failures, no hard limit
+	for i := 1; i <= 80; i++ {
+		wait, err := th.fail(context.Background(), []string{"account:a" + strings.Repeat("x", i), "address:192.0.2.1/32"}, 0)
+		if err != nil {
+			t.Fatalf("failure %d: %v", i, err)
+		}
+		if i >= 13 && wait != 5*time.Minute {
+			t.Fatalf("failure %d: got throttled %v, want 5m (LockoutMax)", i, wait)
+		}
+	}
+}
