@@ -36,10 +36,10 @@ func BenchmarkMe(b *testing.B) {
 		sid     string
 		path    string
 	}{
-		{"Tiered", newServer(cfg, db, tiered, ids, observers{}, Hooks{Now: time.Now}, log).Handler(), "", "/me"},
+		{"Tiered", newServer(cfg, db, tiered, ids, observers{}, nil, Hooks{Now: time.Now}, log).Handler(), "", "/me"},
 		// The same server with a /me that skips the guard: the cost of the session layer alone is
 		// Tiered minus this (the request log, headers and checks are paid by every route).
-		{"Unguarded", unguarded(newServer(cfg, db, tiered, ids, observers{}, Hooks{Now: time.Now}, log)), "none", "/me-unguarded"},
+		{"Unguarded", unguarded(newServer(cfg, db, tiered, ids, observers{}, nil, Hooks{Now: time.Now}, log)), "none", "/me-unguarded"},
 		{"Bare", bare.Handler(), "none", "/me"},
 	} {
 		if bb.sid == "" {
@@ -120,7 +120,7 @@ func benchLogin(b *testing.B, handler fasthttp.RequestHandler) string {
 // the network: one query for the user's 5 sessions, each decoded, sorted and written as JSON.
 func BenchmarkSessionList(b *testing.B) {
 	db, cfg, ids, log, store := benchSetup(b)
-	handler := newServer(cfg, db, store, ids, observers{}, Hooks{Now: time.Now}, log).Handler()
+	handler := newServer(cfg, db, store, ids, observers{}, nil, Hooks{Now: time.Now}, log).Handler()
 	var sid string
 	for range 5 {
 		sid = benchLogin(b, handler)

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/term"
 
 	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/migrations"
@@ -38,7 +40,7 @@ var commands = []command{
 	{"migrate up", nil, "apply every pending migration", runMigrate((*migrations.Migrator).Up)},
 	{"migrate down", nil, "revert the latest migration", runMigrate((*migrations.Migrator).Down)},
 	{"migrate version", nil, "print the schema version", runMigrate(nil)},
-	{"user create", []string{"EMAIL"}, "create a user; reads the password, one line, from standard input", runUserCreate},
+	{"user create", []string{"EMAIL"}, "create a user; asks for the password twice on a terminal, else reads one line from standard input", runUserCreate},
 	{"user passwd", []string{"EMAIL"}, "change a user's password the same way, and end all their sessions", runUserPasswd},
 	{"health", nil, "exit 0 if the server on this machine's PORT answers GET /readyz with 200, else 1", runHealth},
 	{"help", nil, "print this text", nil},
@@ -51,6 +53,7 @@ type cmdEnv struct {
 	hooks  Hooks
 	stdin  io.Reader
 	stdout io.Writer
+	stderr io.Writer // where the password prompts go
 }
 
 // db connects to the database (see connect) and, when MIGRATE_ON_START is true and migrate
@@ -150,10 +153,16 @@ func printVersion(m *migrations.Migrator, stdout io.Writer) error {
 	return err
 }
 
-// passwordAndDB reads the password of a user command from standard input (first, so that a
-// missing one fails before connecting), then connects and migrates. The caller closes the pool.
-func (e *cmdEnv) passwordAndDB(ctx context.Context) (string, *pgxpool.Pool, error) {
-	password, err := readPassword(e.stdin)
+// passwordAndDB reads the password of a user command for email (first, so that a missing one
+// fails before connecting), then connects and migrates. The caller closes the pool.
+func (e *cmdEnv) passwordAndDB(ctx context.Context, email string) (string, *pgxpool.Pool, error) {
+	var password string
+	var err error
+	if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		password, err = promptPassword(f, e.stderr, email)
+	} else {
+		password, err = readPassword(e.stdin)
+	}
 	if err != nil {
 		return "", nil, err
 	}
@@ -165,7 +174,7 @@ func (e *cmdEnv) passwordAndDB(ctx context.Context) (string, *pgxpool.Pool, erro
 }
 
 func runUserCreate(ctx context.Context, e *cmdEnv, args []string) error {
-	password, db, err := e.passwordAndDB(ctx)
+	password, db, err := e.passwordAndDB(ctx, args[0])
 	if err != nil {
 		return err
 	}
@@ -181,7 +190,7 @@ func runUserCreate(ctx context.Context, e *cmdEnv, args []string) error {
 // runUserPasswd changes a password and ends the user's sessions on every instance. A password
 // change is a security event: it writes a log line.
 func runUserPasswd(ctx context.Context, e *cmdEnv, args []string) error {
-	password, db, err := e.passwordAndDB(ctx)
+	password, db, err := e.passwordAndDB(ctx, args[0])
 	if err != nil {
 		return err
 	}
@@ -200,11 +209,41 @@ func runUserPasswd(ctx context.Context, e *cmdEnv, args []string) error {
 	return err
 }
 
-// readPassword reads one line from r, without its line ending.
+// readPassword reads one line from r, without its line ending: the password of a script, piped
+// in.
 func readPassword(r io.Reader) (string, error) {
 	line, err := bufio.NewReader(r).ReadString('\n')
 	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
-		return "", fmt.Errorf("no password on standard input; pipe one line, e.g. echo 'my password' | %s user create EMAIL", Name)
+		return "", fmt.Errorf("no password on standard input; run the command on a terminal to be asked for one, or pipe one line, e.g. %s user create EMAIL < password-file", Name)
 	}
 	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// promptPassword asks for the password of email on the terminal tty, as passwd does: a prompt
+// on prompts, no echo, the password twice. It returns an error if the two differ or are empty.
+func promptPassword(tty *os.File, prompts io.Writer, email string) (string, error) {
+	ask := func(prompt string) (string, error) {
+		fmt.Fprint(prompts, prompt)
+		b, err := term.ReadPassword(int(tty.Fd()))
+		fmt.Fprintln(prompts) // the Enter the terminal did not echo
+		if err != nil {
+			return "", fmt.Errorf("read the password from the terminal: %w", err)
+		}
+		return string(b), nil
+	}
+	password, err := ask(fmt.Sprintf("New password for %s: ", email))
+	if err != nil {
+		return "", err
+	}
+	if password == "" {
+		return "", errors.New("no password typed; nothing changed")
+	}
+	again, err := ask("Type it again: ")
+	if err != nil {
+		return "", err
+	}
+	if again != password {
+		return "", errors.New("the two passwords differ; nothing changed")
+	}
+	return password, nil
 }

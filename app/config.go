@@ -29,9 +29,11 @@ type Config struct {
 	Host            string        // HOST: interface to listen on; "" = all
 	Port            int           // PORT: TCP port; 0 = any free port
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT: how long requests in flight may take to finish on SIGTERM
+	ShutdownDrain   time.Duration // SHUTDOWN_DRAIN: how long /readyz answers 503, while requests are still served, before the server stops accepting on SIGTERM
 	BodyLimit       int           // BODY_LIMIT: largest request body, in bytes, on any route
 
 	CookieSecure  bool          // COOKIE_SECURE: send the session cookie over HTTPS only
+	HSTSMaxAge    time.Duration // HSTS_MAX_AGE: Strict-Transport-Security max-age while CookieSecure; 0 = no header
 	IdleTimeout   time.Duration // SESSION_IDLE_TIMEOUT: a session ends after this long unused
 	MaxLifetime   time.Duration // SESSION_MAX_LIFETIME: a session ends this long after login, however much it is used
 	TouchInterval time.Duration // SESSION_TOUCH_INTERVAL: least time between two refreshes of a session's expiry
@@ -46,6 +48,10 @@ type Config struct {
 	//   QueryTimeout  DB_QUERY_TIMEOUT: deadline of every database call, the store's and the app's
 	Store storage.Config
 
+	// MemoryLimit is GOMEMLIMIT, the Go runtime's soft memory limit that serve sets, in bytes
+	// (math.MaxInt64 for off); unset, defaultMemoryLimit of the hashing slots and the cache.
+	MemoryLimit int64
+
 	LogLevel    slog.Level // LOG_LEVEL: debug, info, warn or error
 	LogFormat   string     // LOG_FORMAT: text or json; "" = text when standard error is a terminal, else json
 	MetricsAddr string     // METRICS_ADDR: address of the Prometheus /metrics listener; set empty to turn it off; optional: metrics
@@ -54,6 +60,8 @@ type Config struct {
 
 	TrustedProxies string // TRUSTED_PROXIES: comma-separated peers (IPs, CIDRs) whose ProxyHeader gives the client address
 	ProxyHeader    string // PROXY_HEADER: header a trusted proxy puts the client address in
+
+	SessionKeys sessionKeys // SESSION_KEYS or SESSION_KEYS_FILE: keys that sign session ids, the first signing; none = one kept in the database
 }
 
 // DefaultConfig returns the configuration used for every variable left unset. TouchInterval is
@@ -65,8 +73,10 @@ func DefaultConfig() Config {
 		ConnectTimeout:  5 * time.Second,
 		Port:            3000,
 		ShutdownTimeout: 10 * time.Second,
+		ShutdownDrain:   5 * time.Second,
 		BodyLimit:       16 << 10,
 		CookieSecure:    true,
+		HSTSMaxAge:      365 * 24 * time.Hour,
 		IdleTimeout:     7 * 24 * time.Hour,
 		MaxLifetime:     30 * 24 * time.Hour,
 		Store:           storage.DefaultConfig(),
@@ -98,8 +108,10 @@ func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	parseVar(&p, "HOST", parseString, &cfg.Host)
 	parseVar(&p, "PORT", parseInt, &cfg.Port)
 	parseVar(&p, "SHUTDOWN_TIMEOUT", parseDuration, &cfg.ShutdownTimeout)
+	parseVar(&p, "SHUTDOWN_DRAIN", parseDuration, &cfg.ShutdownDrain)
 	parseVar(&p, "BODY_LIMIT", parseInt, &cfg.BodyLimit)
 	parseVar(&p, "COOKIE_SECURE", parseBool, &cfg.CookieSecure)
+	parseVar(&p, "HSTS_MAX_AGE", parseDuration, &cfg.HSTSMaxAge)
 	parseVar(&p, "SESSION_IDLE_TIMEOUT", parseDuration, &cfg.IdleTimeout)
 	parseVar(&p, "SESSION_MAX_LIFETIME", parseDuration, &cfg.MaxLifetime)
 	parseVar(&p, "SESSION_TOUCH_INTERVAL", parseDuration, &cfg.TouchInterval)
@@ -122,10 +134,22 @@ func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	parseVar(&p, "LOGIN_FAILURE_WINDOW", parseDuration, &cfg.Login.FailureWindow)
 	parseVar(&p, "LOGIN_LOCKOUT", parseDuration, &cfg.Login.Lockout)
 	parseVar(&p, "LOGIN_LOCKOUT_MAX", parseDuration, &cfg.Login.LockoutMax)
+	parseVar(&p, "LOGIN_HARD_LIMIT", parseInt, &cfg.Login.HardLimit)
+	parseVar(&p, "LOGIN_IPV4_PREFIX", parseInt, &cfg.Login.IPv4Prefix)
+	parseVar(&p, "LOGIN_IPV6_PREFIX", parseInt, &cfg.Login.IPv6Prefix)
 	parseVar(&p, "TRUSTED_PROXIES", parseString, &cfg.TrustedProxies)
 	parseVar(&p, "PROXY_HEADER", parseString, &cfg.ProxyHeader)
+	if keys, err := readSessionKeys(lookupEnv); err != nil {
+		p.errs = append(p.errs, err.Error())
+	} else {
+		cfg.SessionKeys = keys
+	}
 	if cfg.TouchInterval == 0 {
 		cfg.TouchInterval = defaultTouchInterval(cfg.IdleTimeout)
+	}
+	parseVar(&p, "GOMEMLIMIT", parseMemoryLimit, &cfg.MemoryLimit)
+	if cfg.MemoryLimit == 0 {
+		cfg.MemoryLimit = defaultMemoryLimit(cfg.Login.HashSlots, cfg.Store.Capacity)
 	}
 	errs := append(p.errs, cfg.validate()...)
 	if len(errs) > 0 {
@@ -181,6 +205,15 @@ func (c Config) validate() []string {
 			bad("%s=%d must be at least 1", n.name, n.v)
 		}
 	}
+	if l := c.Login; l.HardLimit < 1 || l.HardLimit > users.MaxHardLimit {
+		bad("LOGIN_HARD_LIMIT=%d is out of range 1-%d", l.HardLimit, users.MaxHardLimit)
+	}
+	if l := c.Login; l.IPv4Prefix < 8 || l.IPv4Prefix > 32 {
+		bad("LOGIN_IPV4_PREFIX=%d is out of range 8-32", l.IPv4Prefix)
+	}
+	if l := c.Login; l.IPv6Prefix < 32 || l.IPv6Prefix > 128 {
+		bad("LOGIN_IPV6_PREFIX=%d is out of range 32-128", l.IPv6Prefix)
+	}
 	if l := c.Login; l.LockoutMax < l.Lockout || l.LockoutMax > l.FailureWindow {
 		bad("LOGIN_LOCKOUT_MAX=%v must be at least LOGIN_LOCKOUT (%v) and at most LOGIN_FAILURE_WINDOW (%v)", l.LockoutMax, l.Lockout, l.FailureWindow)
 	}
@@ -189,6 +222,14 @@ func (c Config) validate() []string {
 			if _, _, err := net.ParseCIDR(p); err != nil {
 				bad("TRUSTED_PROXIES: %q is neither an IP address nor a CIDR range such as 10.0.0.0/8", p)
 			}
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"SHUTDOWN_DRAIN", c.ShutdownDrain}, {"HSTS_MAX_AGE", c.HSTSMaxAge}} {
+		if d.v < 0 {
+			bad("%s=%v is negative; 0 turns it off", d.name, d.v)
 		}
 	}
 	if len(c.trustedProxies()) > 0 && strings.TrimSpace(c.ProxyHeader) == "" {
@@ -223,6 +264,16 @@ func (c Config) trustedProxies() []string {
 		}
 	}
 	return list
+}
+
+// strictTransportSecurity is the Strict-Transport-Security header's value: max-age in whole
+// seconds of HSTSMaxAge while the session cookie is Secure (the site is served over HTTPS), ""
+// (no header) otherwise or when HSTSMaxAge is under a second.
+func (c Config) strictTransportSecurity() string {
+	if !c.CookieSecure || c.HSTSMaxAge < time.Second {
+		return ""
+	}
+	return "max-age=" + strconv.FormatInt(int64(c.HSTSMaxAge/time.Second), 10)
 }
 
 // storeConfig is the session store's configuration for this Config and clock.

@@ -2,6 +2,7 @@ package app
 
 import (
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -28,6 +29,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	want := DefaultConfig()
 	want.TouchInterval = 168 * time.Hour / 100
+	want.MemoryLimit = 32<<20 + 2*20<<20 + 2000*2<<10 // idle, two hashes, a full memory tier
 	if !sameConfig(cfg, want) {
 		t.Errorf("got %+v, want %+v", cfg, want)
 	}
@@ -49,6 +51,8 @@ func TestLoadConfigValues(t *testing.T) {
 		"HOST":                   "127.0.0.1",
 		"PORT":                   "8080",
 		"SHUTDOWN_TIMEOUT":       "3s",
+		"SHUTDOWN_DRAIN":         "250ms",
+		"HSTS_MAX_AGE":           "1h",
 		"BODY_LIMIT":             "65536",
 		"COOKIE_SECURE":          "false",
 		"SESSION_IDLE_TIMEOUT":   "30m",
@@ -68,8 +72,12 @@ func TestLoadConfigValues(t *testing.T) {
 		"LOGIN_FAILURE_WINDOW":   "1h",
 		"LOGIN_LOCKOUT":          "30s",
 		"LOGIN_LOCKOUT_MAX":      "20m",
+		"LOGIN_HARD_LIMIT":       "50",
+		"LOGIN_IPV4_PREFIX":      "24",
+		"LOGIN_IPV6_PREFIX":      "56",
 		"TRUSTED_PROXIES":        "10.0.0.1, 192.168.0.0/16",
 		"PROXY_HEADER":           "X-Forwarded-For",
+		"GOMEMLIMIT":             "256MiB",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -81,14 +89,17 @@ func TestLoadConfigValues(t *testing.T) {
 		DatabaseURL: "postgres://app@db:5433/app", Store: store,
 		MigrateOnStart: false, ConnectTimeout: 30 * time.Second,
 		Host: "127.0.0.1", Port: 8080, ShutdownTimeout: 3 * time.Second, BodyLimit: 65536, CookieSecure: false,
+		ShutdownDrain: 250 * time.Millisecond, HSTSMaxAge: time.Hour,
 		IdleTimeout: 30 * time.Minute, MaxLifetime: 12 * time.Hour, TouchInterval: 10 * time.Second,
 		LogLevel: slog.LevelDebug, LogFormat: "json",
 		MetricsAddr: "0.0.0.0:9100", // optional: metrics
 		Login: users.Config{
 			PasswordMinLength: 20, HashSlots: 3, HashWait: 2 * time.Second, AccountFailures: 7, AddressFailures: 70,
 			FailureWindow: time.Hour, Lockout: 30 * time.Second, LockoutMax: 20 * time.Minute,
+			HardLimit: 50, IPv4Prefix: 24, IPv6Prefix: 56,
 		},
 		TrustedProxies: "10.0.0.1, 192.168.0.0/16", ProxyHeader: "X-Forwarded-For",
+		MemoryLimit: 256 << 20,
 	}
 	if !sameConfig(cfg, want) {
 		t.Errorf("got %+v, want %+v", cfg, want)
@@ -137,7 +148,9 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"port not a number", map[string]string{"PORT": "http"}, []string{`PORT="http"`}},
 		{"port out of range", map[string]string{"PORT": "70000"}, []string{"PORT=70000"}},
 		{"negative port", map[string]string{"PORT": "-1"}, []string{"PORT=-1"}},
+		{"memory limit", map[string]string{"GOMEMLIMIT": "lots"}, []string{`GOMEMLIMIT="lots"`}},
 		{"capacity negative", map[string]string{"SESSION_CACHE_CAPACITY": "-5"}, []string{"SESSION_CACHE_CAPACITY=-5"}},
+		{"negative drain and max-age", map[string]string{"SHUTDOWN_DRAIN": "-1s", "HSTS_MAX_AGE": "-1h"}, []string{"SHUTDOWN_DRAIN=-1s", "HSTS_MAX_AGE=-1h0m0s"}},
 		{"capacity not a number", map[string]string{"SESSION_CACHE_CAPACITY": "lots"}, []string{"SESSION_CACHE_CAPACITY"}},
 		{"idle not a duration", map[string]string{"SESSION_IDLE_TIMEOUT": "7d"}, []string{`SESSION_IDLE_TIMEOUT="7d"`}},
 		{"idle too short", map[string]string{"SESSION_IDLE_TIMEOUT": "500ms"}, []string{"SESSION_IDLE_TIMEOUT=500ms"}},
@@ -168,6 +181,10 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"zero lockout", map[string]string{"LOGIN_LOCKOUT": "0s"}, []string{"LOGIN_LOCKOUT=0s"}},
 		{"lockout max over the window", map[string]string{"LOGIN_LOCKOUT_MAX": "1h"}, []string{"LOGIN_LOCKOUT_MAX=1h0m0s"}},
 		{"lockout max under the lockout", map[string]string{"LOGIN_LOCKOUT": "5m", "LOGIN_LOCKOUT_MAX": "1m"}, []string{"LOGIN_LOCKOUT_MAX=1m0s"}},
+		{"hard limit over 100", map[string]string{"LOGIN_HARD_LIMIT": "101"}, []string{"LOGIN_HARD_LIMIT=101"}},
+		{"zero hard limit", map[string]string{"LOGIN_HARD_LIMIT": "0"}, []string{"LOGIN_HARD_LIMIT=0"}},
+		{"IPv4 prefix over 32", map[string]string{"LOGIN_IPV4_PREFIX": "33"}, []string{"LOGIN_IPV4_PREFIX=33"}},
+		{"IPv6 prefix under 32", map[string]string{"LOGIN_IPV6_PREFIX": "16"}, []string{"LOGIN_IPV6_PREFIX=16"}},
 		{"trusted proxy not an address", map[string]string{"TRUSTED_PROXIES": "10.0.0.1,proxy.local"}, []string{"TRUSTED_PROXIES", "proxy.local"}},
 		{"trusted proxies without a header", map[string]string{"TRUSTED_PROXIES": "10.0.0.1", "PROXY_HEADER": " "}, []string{"PROXY_HEADER"}},
 		{"several at once", map[string]string{"PORT": "x", "COOKIE_SECURE": "y", "SESSION_IDLE_TIMEOUT": "z"},
@@ -237,6 +254,40 @@ func wantOneLineNaming(t *testing.T, err error, want ...string) {
 	for _, w := range want {
 		if !strings.Contains(msg, w) {
 			t.Errorf("error %q does not name %s", msg, w)
+		}
+	}
+}
+
+func TestParseMemoryLimit(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in   string
+		want int64 // -1 for an error
+	}{
+		{"off", math.MaxInt64},
+		{"0", -1},
+		{"1048576", 1 << 20},
+		{"512B", 512},
+		{"64KiB", 64 << 10},
+		{"96MiB", 96 << 20},
+		{"2GiB", 2 << 30},
+		{"1TiB", 1 << 40},
+		{"96MB", -1}, // the runtime knows only binary units
+		{"MiB", -1},
+		{"-1MiB", -1},
+		{"1.5GiB", -1},
+		{"99999999999TiB", -1},
+		{"Off", -1},
+	} {
+		got, err := parseMemoryLimit(tt.in)
+		if tt.want == -1 {
+			if err == nil {
+				t.Errorf("parseMemoryLimit(%q): got %d, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("parseMemoryLimit(%q): got %d, %v; want %d", tt.in, got, err, tt.want)
 		}
 	}
 }

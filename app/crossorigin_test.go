@@ -1,10 +1,12 @@
 package app
 
 import (
+	"errors"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 )
 
 func TestCrossOrigin(t *testing.T) {
@@ -44,7 +46,8 @@ func TestCrossOrigin(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			req := httptest.NewRequest(tt.method, "http://"+host+"/", nil)
+			req := httptest.NewRequest(tt.method, "/", nil)
+			req.Host = host // an absolute URI with no Host header is malformed HTTP/1.1
 			if tt.secFetchSite != "" {
 				req.Header.Set("Sec-Fetch-Site", tt.secFetchSite)
 			}
@@ -62,20 +65,18 @@ func TestCrossOrigin(t *testing.T) {
 	}
 }
 
-// A request without a Host header cannot match an Origin with an empty host.
+// A request without a Host header cannot match an Origin with an empty host. (fasthttp refuses
+// an HTTP/1.1 request without Host before any handler runs; this calls the middleware directly.)
 func TestCrossOriginEmptyHost(t *testing.T) {
 	t.Parallel()
 	srv := fiber.New()
-	srv.Use(crossOrigin)
-	srv.Post("/", func(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusNoContent) })
-	req := httptest.NewRequest("POST", "/", nil)
-	req.Host = ""
-	req.Header.Set("Origin", "file://")
-	resp, err := srv.Test(req, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != fiber.StatusForbidden {
-		t.Errorf("got %d, want 403", resp.StatusCode)
+	fctx := &fasthttp.RequestCtx{}
+	fctx.Request.Header.SetMethod(fiber.MethodPost)
+	fctx.Request.SetRequestURI("/")
+	fctx.Request.Header.Set(fiber.HeaderOrigin, "file://")
+	c := srv.AcquireCtx(fctx)
+	defer srv.ReleaseCtx(c)
+	if err := crossOrigin(c); !errors.Is(err, errCrossOrigin) {
+		t.Errorf("got %v, want %v", err, errCrossOrigin)
 	}
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/rand"
 	"io"
 	"log/slog"
@@ -27,10 +28,57 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 		}
 	}
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(requestIDHandler{Handler: h})
+}
+
+// requestContext is a request's context (c.UserContext() once requestLog has run): its parent
+// plus the request's id, which requestIDHandler adds to every line logged with it.
+type requestContext struct {
+	context.Context
+	id string
+}
+
+type requestIDKey struct{}
+
+func (c requestContext) Value(key any) any {
+	if key == (requestIDKey{}) {
+		return c.id
+	}
+	return c.Context.Value(key)
+}
+
+// requestIDHandler adds request_id to every record logged with a request's context, so that a
+// line written deep in the code (a refused login, a logout, a failed request) names its request
+// as the request line does, without a logger handed down. A logger that already carries a
+// request_id (handlers.Logger's) keeps its own.
+type requestIDHandler struct {
+	slog.Handler
+	hasID bool // a request_id among the attributes of WithAttrs
+}
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if !h.hasID {
+		if id, ok := ctx.Value(requestIDKey{}).(string); ok {
+			r.AddAttrs(slog.String("request_id", id))
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	has := h.hasID
+	for _, a := range attrs {
+		has = has || a.Key == "request_id"
+	}
+	return requestIDHandler{Handler: h.Handler.WithAttrs(attrs), hasID: has}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{Handler: h.Handler.WithGroup(name), hasID: h.hasID}
 }
 
 // headerRequestID carries a request's id in both directions.
@@ -72,7 +120,7 @@ const routeUnmatched = "unmatched"
 
 // requestLog is the outermost middleware. It gives each request an id (a well-formed incoming
 // X-Request-Id, or a new one), sends it back in X-Request-Id, hands handlers a logger carrying it
-// (handlers.Logger), and when the request is done writes one log line (method, route, status,
+// (handlers.Logger) and a context carrying it (c.UserContext(), which requestIDHandler reads), and when the request is done writes one log line (method, route, status,
 // duration, response size, client address, id) and tells observe (unless nil) of the request.
 //
 // It turns an error from the chain into its response itself, through the app's ErrorHandler, so
@@ -89,6 +137,7 @@ func requestLog(log *slog.Logger, observe func(method, route string, status int,
 		}
 		c.Set(headerRequestID, id)
 		handlers.SetRequestLog(c, log, id)
+		c.SetUserContext(requestContext{c.UserContext(), id})
 
 		if err := c.Next(); err != nil {
 			if herr := c.App().Config().ErrorHandler(c, err); herr != nil {
@@ -102,24 +151,54 @@ func requestLog(log *slog.Logger, observe func(method, route string, status int,
 		}
 		status := c.Response().StatusCode()
 		elapsed := time.Since(start)
+		method := requestMethod(c)
 		if h := log.Handler(); h.Enabled(c.Context(), slog.LevelInfo) {
 			// A record without a caller's PC: Logger.LogAttrs would walk the stack for one on
 			// every request, and the line's source is always this middleware.
 			r := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
 			r.AddAttrs(
 				slog.String("request_id", id),
-				slog.String("method", c.Method()),
+				slog.String("method", method),
 				slog.String("route", route),
 				slog.Int("status", status),
 				slog.Duration("duration", elapsed),
 				slog.Int("bytes", len(c.Response().Body())),
-				slog.String("client", c.IP()),
+				slog.String("client", strings.Clone(c.IP())), // a proxy's header, in Fiber's buffer
 			)
 			_ = h.Handle(c.Context(), r) // a log line that cannot be written is not the client's problem
 		}
 		if observe != nil {
-			observe(c.Method(), route, status, elapsed)
+			observe(method, route, status, elapsed)
 		}
 		return nil
 	}
+}
+
+// requestMethod returns c's method as a constant string, "other" for one outside net/http's
+// list. A value kept after the request (an observer's label, a log attribute) must never be
+// c.Method() itself: that points into the buffer fasthttp reads the connection's next request
+// into, so a label kept from it would turn from GET into the next method, and a counter would
+// hold two series of one label set. The fixed list also bounds the labels' values.
+func requestMethod(c *fiber.Ctx) string {
+	switch c.Method() {
+	case fiber.MethodGet:
+		return fiber.MethodGet
+	case fiber.MethodHead:
+		return fiber.MethodHead
+	case fiber.MethodPost:
+		return fiber.MethodPost
+	case fiber.MethodPut:
+		return fiber.MethodPut
+	case fiber.MethodPatch:
+		return fiber.MethodPatch
+	case fiber.MethodDelete:
+		return fiber.MethodDelete
+	case fiber.MethodConnect:
+		return fiber.MethodConnect
+	case fiber.MethodOptions:
+		return fiber.MethodOptions
+	case fiber.MethodTrace:
+		return fiber.MethodTrace
+	}
+	return "other"
 }

@@ -78,6 +78,9 @@ func startMetrics(cfg Config, store *storage.Store, db *pgxpool.Pool, h Hooks, l
 	return obs, stop, nil
 }
 
+// observeRequest counts one answered request. The registry keeps method and route as labels:
+// they must be strings that outlive the request (requestMethod, a route's pattern), never a
+// view of Fiber's buffers.
 func (m *metrics) observeRequest(method, route string, status int, elapsed time.Duration) {
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route, method).Observe(elapsed.Seconds())

@@ -26,6 +26,9 @@ type Hooks struct {
 	// optional: metrics end
 	// Now replaces time.Now as the clock of session expiry and of the touch interval.
 	Now func() time.Time
+	// DrainAfter replaces time.After as the timer of the shutdown drain (SHUTDOWN_DRAIN):
+	// called once when the drain starts, it returns the channel whose receive ends it.
+	DrainAfter func(time.Duration) <-chan time.Time
 	// PoolConfig may change the database pool's configuration before the pool opens; tests
 	// install a pgx tracer here to count the statements the server sends.
 	PoolConfig func(*pgxpool.Config)
@@ -34,7 +37,8 @@ type Hooks struct {
 // Run runs the command in args (the program's arguments, without its name) and returns when it
 // is done: for serve, when ctx is cancelled and the server has shut down gracefully. It reads
 // its configuration through lookupEnv (os.LookupEnv in main), falling back to a .env file in
-// the working directory, and the password of the user commands from stdin. Every error it
+// the working directory, and the password of the user commands from stdin (asked for, with
+// prompts on stderr, when stdin is a terminal). Every error it
 // returns fits on one line and says what to fix. h is for tests; main passes Hooks{}.
 func Run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer, h Hooks) error {
 	if h.Now == nil {
@@ -56,5 +60,5 @@ func Run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if err != nil {
 		return err
 	}
-	return cmd.run(ctx, &cmdEnv{cfg: cfg, log: newLogger(cfg, stderr), hooks: h, stdin: stdin, stdout: stdout}, cmdArgs)
+	return cmd.run(ctx, &cmdEnv{cfg: cfg, log: newLogger(cfg, stderr), hooks: h, stdin: stdin, stdout: stdout, stderr: stderr}, cmdArgs)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"log/slog"
 	"maps"
@@ -31,16 +32,19 @@ func run(t *testing.T, vars map[string]string, stdin string, args ...string) (st
 	return stdout.String(), err
 }
 
-// withFreePorts returns a copy of vars in which each listener vars leaves unset listens on a
-// free port (PORT 0) or not at all.
+// withFreePorts returns a copy of vars in which what vars leaves unset suits a test: PORT 0
+// (and no other listener), no shutdown drain and no memory limit (it would be the whole test
+// process's).
 func withFreePorts(vars map[string]string) map[string]string {
 	vars = maps.Clone(vars)
 	if vars == nil {
 		vars = map[string]string{}
 	}
 	for name, v := range map[string]string{
-		"PORT":         "0",
-		"METRICS_ADDR": "", // optional: metrics
+		"PORT":           "0",
+		"METRICS_ADDR":   "", // optional: metrics
+		"SHUTDOWN_DRAIN": "0",
+		"GOMEMLIMIT":     "off",
 	} {
 		if _, ok := vars[name]; !ok {
 			vars[name] = v
@@ -49,8 +53,9 @@ func withFreePorts(vars map[string]string) map[string]string {
 	return vars
 }
 
-// serveForTest runs the serve command with vars as the whole environment (on free ports unless
-// vars says otherwise) and waits until it listens. It returns the address, the cancel that stands for SIGTERM, and Run's result.
+// serveForTest runs the serve command with vars as the whole environment (withFreePorts) and
+// waits until it listens. It returns the address, the cancel that stands for SIGTERM, and Run's
+// result.
 func serveForTest(t *testing.T, vars map[string]string) (addr string, cancel context.CancelFunc, done <-chan error) {
 	t.Helper()
 	vars = withFreePorts(vars)
@@ -262,11 +267,11 @@ func TestUserCommands(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	cfg.Login.HashWait = time.Minute // never busy on a loaded machine
-	a := users.NewAccounts(pgtest.Pool(t, vars["DATABASE_URL"]), cfg.Login, cfg.Store.QueryTimeout, time.Now, slog.New(slog.DiscardHandler), nil)
-	for pw, want := range map[string]bool{"first copper kettle tune": false, "second copper kettle tune": true} {
-		u, ok, err := a.Authenticate(context.Background(), "ADA@example.com", pw, "192.0.2.1")
-		if err != nil || ok != want || (ok && u.Email != "ada@example.com") {
-			t.Errorf("Authenticate with %q after passwd: got %+v, %v, %v; want ok=%v", pw, u, ok, err, want)
+	g := users.NewGate(pgtest.Pool(t, vars["DATABASE_URL"]), cfg.Login, make([]byte, 32), cfg.Store.QueryTimeout, time.Now, slog.New(slog.DiscardHandler), nil)
+	for pw, want := range map[string]error{"first copper kettle tune": users.ErrBadCredentials, "second copper kettle tune": nil} {
+		u, err := g.Check(context.Background(), users.Attempt{Email: "ADA@example.com", Password: pw, Address: "192.0.2.1"})
+		if !errors.Is(err, want) || (err == nil && u.Email != "ada@example.com") {
+			t.Errorf("Check with %q after passwd: got %+v, %v; want %v", pw, u, err, want)
 		}
 	}
 }

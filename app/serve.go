@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -19,9 +20,11 @@ import (
 	"github.com/gofiber-template/sessions/storage"
 )
 
-// serve runs the server until ctx is cancelled, then shuts down in order: stop accepting, let
-// requests in flight finish (up to ShutdownTimeout), close the store, close the pool (each close
-// bounded by closeTimeout, so a hung database cannot hold the process).
+// serve runs the server until ctx is cancelled, then shuts down in order: drain (for
+// ShutdownDrain /readyz answers 503 while every request is still served, so that load balancers
+// stop sending any before the socket closes), stop accepting, let requests in flight finish (up
+// to ShutdownTimeout), close the store, close the pool (each close bounded by closeTimeout, so a
+// hung database cannot hold the process). It returns nil when every request in flight finished.
 func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 	db, err := connect(ctx, cfg, h, log)
 	if err != nil {
@@ -43,7 +46,7 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 		return fmt.Errorf("start session store: %v", oneLine(err))
 	}
 	defer within(closeTimeout, func() { _ = store.Close() }) // runs before db.Close
-	ids, err := loadSessionIDs(ctx, db)
+	ids, err := loadSessionIDs(ctx, db, cfg.SessionKeys...)
 	if err != nil {
 		return fmt.Errorf("start sessions: %v", oneLine(err))
 	}
@@ -62,7 +65,12 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s (HOST, PORT): %w", addr, err)
 	}
-	srv := newServer(cfg, db, store, ids, obs, h, log)
+	// The runtime read GOMEMLIMIT from the process's environment already; this also applies
+	// one from .env, or the default.
+	debug.SetMemoryLimit(cfg.MemoryLimit)
+	log.Info("memory limit", "GOMEMLIMIT", cfg.MemoryLimit)
+	drain := new(draining)
+	srv := newServer(cfg, db, store, ids, obs, drain, h, log)
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	swept := make(chan struct{})
 	go func() {
@@ -82,7 +90,16 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
+	if cfg.ShutdownDrain > 0 {
+		drain.Store(true)
+		log.Info("draining: /readyz answers 503, requests are still served", "drain", cfg.ShutdownDrain)
+		after := h.DrainAfter
+		if after == nil {
+			after = time.After
+		}
+		<-after(cfg.ShutdownDrain)
+	}
+	log.Info("shutting down: no new connections, finishing requests in flight", "timeout", cfg.ShutdownTimeout)
 	shutErr := srv.ShutdownWithTimeout(cfg.ShutdownTimeout)
 	// Fiber's shutdown does nothing if it wins the race with Listener's start; closing the
 	// listener ourselves makes Listener return in every case.

@@ -1,15 +1,19 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/helmet"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/valyala/fasthttp"
 
 	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/handlers"
@@ -35,35 +39,42 @@ type observers struct {
 }
 
 // newServer returns the HTTP server with every route, its sessions identified by ids, telling
-// obs what it counts. It does not listen.
-func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionIDs, obs observers, h Hooks, log *slog.Logger) *fiber.App {
+// obs what it counts; /readyz answers 503 while drain is set (a nil drain never is). It does
+// not listen.
+func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionIDs, obs observers, drain *draining, h Hooks, log *slog.Logger) *fiber.App {
 	srv := fiber.New(fiber.Config{
 		BodyLimit:             cfg.BodyLimit,
 		ReadTimeout:           readTimeout,
 		WriteTimeout:          writeTimeout,
 		IdleTimeout:           idleTimeout,
 		DisableStartupMessage: true,
-		ErrorHandler:          withSecurityHeaders(errorHandler(log)),
+		ErrorHandler:          errorHandler(log),
 		// The client address (c.IP) is the connection's, or ProxyHeader's when the peer is one
-		// of TrustedProxies; it is what login throttling counts per address.
+		// of TrustedProxies (for X-Forwarded-For, the rightmost address that is not one of
+		// them: forwardedFor); it is what login throttling counts per address.
 		EnableTrustedProxyCheck: true,
 		TrustedProxies:          cfg.trustedProxies(),
 		ProxyHeader:             cfg.ProxyHeader,
 		EnableIPValidation:      true,
 	})
+	guardServer(srv.Server(), cfg.strictTransportSecurity())
+	if fwd := cfg.forwardedFor(); fwd != nil {
+		srv.Use(fwd) // before anything reads c.IP()
+	}
 	srv.Use(requestLog(log, obs.request)) // first: it sees every request's final status
 	srv.Use(recover.New())                // a bug in one handler is a 500, not a dead process
 	srv.Use(helmet.New(securityHeaders))
 	srv.Use(crossOrigin) // before every route: routes added later are covered too
 
 	sess := newSessions(store, ids, cfg, h.Now, log)
-	accounts := users.NewAccounts(db, cfg.Login, cfg.Store.QueryTimeout, h.Now, log, obs.login)
+	gate := users.NewGate(db, cfg.Login, ids.signingKey(), cfg.Store.QueryTimeout, h.Now, log, obs.login)
+	device := handlers.DeviceCookie{Name: deviceCookieName(cfg.CookieSecure), Secure: cfg.CookieSecure}
 	guard := sess.Guard
 
 	// The route table. A protected route is one line: the guard, then the handler.
 	srv.Get("/healthz", handlers.Healthz)
-	srv.Get("/readyz", handlers.Readyz(func(ctx context.Context) error { return pgfault.Ping(ctx, db) }))
-	srv.Post("/login", handlers.Login(accounts, sess))
+	srv.Get("/readyz", drain.refuse, handlers.Readyz(func(ctx context.Context) error { return pgfault.Ping(ctx, db) }))
+	srv.Post("/login", handlers.Login(gate, sess, device))
 	srv.Get("/me", guard, handlers.Me)
 	srv.Post("/logout", guard, handlers.Logout(sess))
 	srv.Post("/logout/all", guard, handlers.LogoutAll(sess))
@@ -73,38 +84,131 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 	return srv
 }
 
+// draining is set at shutdown for SHUTDOWN_DRAIN: /readyz then answers 503, so that load
+// balancers stop sending requests before the server stops accepting them, while every other
+// route still serves. It is safe for concurrent use.
+type draining struct{ atomic.Bool }
+
+var errDraining = fiber.NewError(fiber.StatusServiceUnavailable, "shutting down")
+
+// refuse is the first handler of /readyz: 503 while d is set.
+func (d *draining) refuse(c *fiber.Ctx) error {
+	if d != nil && d.Load() {
+		return errDraining
+	}
+	return c.Next()
+}
+
+// deviceCookieName is the device cookie's name, __Host- prefixed when it is Secure, as
+// cookieName is the session cookie's.
+func deviceCookieName(secure bool) string {
+	if secure {
+		return "__Host-device"
+	}
+	return "device"
+}
+
 // securityHeaders go on every response: X-Content-Type-Options: nosniff, X-Frame-Options: DENY,
 // Referrer-Policy: no-referrer, and helmet's other defaults (cross-origin isolation, among
 // others).
 var securityHeaders = helmet.Config{XFrameOptions: "DENY"}
 
-// withSecurityHeaders gives the three headers that matter most to the error responses Fiber
-// sends before any middleware runs (a malformed request, headers too large, a body over
-// BODY_LIMIT announced by Content-Length), so that they too carry them.
-func withSecurityHeaders(h fiber.ErrorHandler) fiber.ErrorHandler {
-	return func(c *fiber.Ctx, err error) error {
-		if len(c.Response().Header.Peek(fiber.HeaderXContentTypeOptions)) == 0 {
-			c.Set(fiber.HeaderXContentTypeOptions, helmet.ConfigDefault.ContentTypeNosniff)
-			c.Set(fiber.HeaderXFrameOptions, securityHeaders.XFrameOptions)
-			c.Set(fiber.HeaderReferrerPolicy, helmet.ConfigDefault.ReferrerPolicy)
-		}
-		return h(c, err)
+// setSecurityHeaders gives a response that lacks them the three headers that matter most
+// (helmet gives routed responses these and more), and Strict-Transport-Security when hsts is
+// not "".
+func setSecurityHeaders(h *fasthttp.ResponseHeader, hsts string) {
+	if len(h.Peek(fiber.HeaderXContentTypeOptions)) == 0 {
+		h.Set(fiber.HeaderXContentTypeOptions, helmet.ConfigDefault.ContentTypeNosniff)
+		h.Set(fiber.HeaderXFrameOptions, securityHeaders.XFrameOptions)
+		h.Set(fiber.HeaderReferrerPolicy, helmet.ConfigDefault.ReferrerPolicy)
+	}
+	if hsts != "" && len(h.Peek(fiber.HeaderStrictTransportSecurity)) == 0 {
+		h.Set(fiber.HeaderStrictTransportSecurity, hsts)
 	}
 }
+
+// guardServer wraps the handlers of fs, Fiber's fasthttp server, which see every request
+// before Fiber does:
+//
+//   - every response carries the security headers (setSecurityHeaders, with hsts), Fiber's own
+//     answers included: its bare 400 for a method it does not know is written before any
+//     middleware runs, and the errors of a request fasthttp could not read (malformed, headers
+//     too large, a body over BODY_LIMIT announced by Content-Length) never reach one;
+//   - a request fasthttp could not read gets 400 "malformed request", not fasthttp's message,
+//     which quotes the request's first bytes: its cookies among them, which a script on the
+//     page could read back from the answer though they are HttpOnly. Fiber still maps the
+//     errors it knows (headers or body too large, timeouts) to their own statuses;
+//   - a request framed by both Transfer-Encoding and Content-Length gets that 400 too and
+//     reaches no handler: a proxy in front may have framed it by the other header (request
+//     smuggling). fasthttp would follow Transfer-Encoding and close the connection after, as
+//     RFC 9112 allows; refusing leaves nothing to reason about.
+func guardServer(fs *fasthttp.Server, hsts string) {
+	handle, refuse := fs.Handler, fs.ErrorHandler
+	fs.ErrorHandler = func(ctx *fasthttp.RequestCtx, err error) {
+		if !strings.Contains(err.Error(), "timeout") { // Fiber's one test of the message
+			err = malformedRequest{err}
+		}
+		refuse(ctx, err)
+		setSecurityHeaders(&ctx.Response.Header, hsts)
+	}
+	fs.Handler = func(ctx *fasthttp.RequestCtx) {
+		if ambiguousFraming(&ctx.Request.Header) {
+			ctx.SetConnectionClose()
+			fs.ErrorHandler(ctx, errAmbiguousFraming)
+			return
+		}
+		handle(ctx)
+		setSecurityHeaders(&ctx.Response.Header, hsts)
+	}
+}
+
+var errAmbiguousFraming = errors.New("app: both Transfer-Encoding and Content-Length")
+
+// ambiguousFraming reports whether the request h heads came with Transfer-Encoding: chunked and
+// a Content-Length as well. fasthttp keeps only the former, so the raw headers tell.
+func ambiguousFraming(h *fasthttp.RequestHeader) bool {
+	if h.ContentLength() != -1 { // -1: chunked
+		return false
+	}
+	for raw := h.RawHeaders(); len(raw) > 0; {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if name, _, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(bytes.TrimSpace(name), []byte(fiber.HeaderContentLength)) {
+			return true
+		}
+	}
+	return false
+}
+
+// malformedRequest is a framing error with a message that says nothing of the request; Fiber
+// finds the errors it maps through Unwrap.
+type malformedRequest struct{ err error }
+
+func (malformedRequest) Error() string   { return "malformed request" }
+func (e malformedRequest) Unwrap() error { return e.err }
 
 // retryAfter is the Retry-After, in seconds, of a 503 that did not set its own: about the time a
 // restarted or failed-over PostgreSQL takes to answer again.
 const retryAfter = "2"
 
 // errorHandler is the one place where errors become HTTP responses, all shaped
-// {"error": "message"}. A *fiber.Error anywhere in the chain gives its status and message; a
+// {"error": "message"}. An error of the users package gives the status handlers.UsersError
+// says; a *fiber.Error anywhere in the chain gives its status and message; a
 // session deleted under the request gives 401; a database that is unavailable or went away
 // (pgfault.Unavailable: unreachable, too slow, restarting, shut down, read-only, out of
 // connections) gives 503; anything else is a 500 whose details go to the log, never to the
-// client. Every 503 carries Retry-After.
+// client. Every 503 carries Retry-After. A cross-site refusal (crossOrigin) is logged as a
+// security event.
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		code, msg := fiber.StatusInternalServerError, "internal server error"
+		if ue := handlers.UsersError(c, err); ue != nil {
+			err = ue
+		}
 		var fe *fiber.Error
 		switch {
 		case errors.As(err, &fe):
@@ -114,16 +218,24 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		case pgfault.Unavailable(err):
 			code, msg = fiber.StatusServiceUnavailable, "service unavailable"
 		}
+		// The request's context carries its id into the line (requestIDHandler).
+		ctx := c.UserContext()
 		switch {
 		case code == fiber.StatusServiceUnavailable:
 			if len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
 				c.Set(fiber.HeaderRetryAfter, retryAfter)
 			}
-			log.Warn("request failed", "method", c.Method(), "path", c.Path(), "status", code, "err", err,
-				"request_id", c.GetRespHeader(headerRequestID))
+			log.LogAttrs(ctx, slog.LevelWarn, "request failed", slog.String("method", requestMethod(c)),
+				slog.String("path", strings.Clone(c.Path())), slog.Int("status", code), slog.Any("err", err))
 		case code >= fiber.StatusInternalServerError:
-			log.Error("request failed", "method", c.Method(), "path", c.Path(), "status", code, "err", err,
-				"request_id", c.GetRespHeader(headerRequestID))
+			log.LogAttrs(ctx, slog.LevelError, "request failed", slog.String("method", requestMethod(c)),
+				slog.String("path", strings.Clone(c.Path())), slog.Int("status", code), slog.Any("err", err))
+		case errors.Is(err, errCrossOrigin):
+			// A security event: what a page on another site made the browser send.
+			h := &c.Request().Header
+			log.LogAttrs(ctx, slog.LevelWarn, "cross-site request refused", slog.String("method", requestMethod(c)),
+				slog.String("path", strings.Clone(c.Path())), slog.String("origin", string(h.Peek(fiber.HeaderOrigin))),
+				slog.String("sec_fetch_site", string(h.Peek("Sec-Fetch-Site"))), slog.String("client", strings.Clone(c.IP())))
 		}
 		return c.Status(code).JSON(fiber.Map{"error": msg})
 	}

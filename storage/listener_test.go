@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gofiber-template/sessions/internal/pgtest"
+	"github.com/gofiber-template/sessions/internal/testenv"
 	"github.com/gofiber-template/sessions/migrations"
 )
 
@@ -63,6 +64,7 @@ func staleFor(t *testing.T, s *Store, key, want string, from time.Time, watch ti
 // be served by B later than the lease after the delete began (B's clock, the test's), whether
 // the delete lands as the delay begins or once it has lasted.
 func TestPostgresDelayedListenerServesWithinLease(t *testing.T) {
+	testenv.Slow(t) // seconds of delay, twice
 	t.Parallel()
 	defaults := DefaultConfig()
 	// The bound is the lease; the margin is for a loaded machine's timers.

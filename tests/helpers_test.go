@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -31,7 +32,7 @@ type server struct {
 func (s *server) Stop() { s.stop() }
 
 // baseEnv is the environment of a test server on dbURL: a free port on the loopback interface,
-// cookies over plain HTTP, and a wait for a hashing slot long enough that a login never gets
+// cookies over plain HTTP, no drain at shutdown (the test of the drain sets its own), and a wait for a hashing slot long enough that a login never gets
 // 503 on a machine loaded by the other tests (the test of that wait sets its own).
 func baseEnv(dbURL string) map[string]string {
 	return map[string]string{
@@ -39,6 +40,7 @@ func baseEnv(dbURL string) map[string]string {
 		"HOST":            "127.0.0.1",
 		"PORT":            "0",
 		"COOKIE_SECURE":   "false",
+		"SHUTDOWN_DRAIN":  "0",
 		"LOGIN_HASH_WAIT": "10s",
 		"METRICS_ADDR":    "",     // off; tests that scrape set 127.0.0.1:0; optional: metrics
 		"LOG_FORMAT":      "text", // the tests that read logs parse key=value
@@ -64,6 +66,10 @@ func startServer(t testing.TB, env map[string]string, hooks app.Hooks) *server {
 	}
 	readyc := make(chan ready, 1)
 	hooks.Ready = func(addr string, store *storage.Store) { readyc <- ready{addr, store} }
+	if _, ok := env["GOMEMLIMIT"]; !ok {
+		env = maps.Clone(env)
+		env["GOMEMLIMIT"] = "off" // serve sets it for the whole process: here, the tests'
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &syncBuffer{}

@@ -419,15 +419,18 @@ func TestRefreshDoesNotResurrectLoggedOutSession(t *testing.T) {
 	t.Parallel()
 	dbURL, env, clk := slidingFixture(t)
 	a := startServer(t, env, app.Hooks{Now: clk.Now})
-	// B listens for changes on another database, so it never hears of A's logout: the case of
-	// a notification still on its way when B refreshes the session.
-	deaf := maps.Clone(env)
-	deaf["LISTEN_DATABASE_URL"] = pgtest.NewURL(t)
-	b := startServer(t, deaf, app.Hooks{Now: clk.Now})
+	// B's listener goes through a proxy that, once B holds the session, delivers late: A's
+	// logout is a notification still on its way when B refreshes the session (within B's lease,
+	// which the late pings have not yet let lapse).
+	proxy := pgtest.NewProxy(t, dbURL)
+	late := maps.Clone(env)
+	late["LISTEN_DATABASE_URL"] = proxy.URL(dbURL)
+	b := startServer(t, late, app.Hooks{Now: clk.Now})
 
 	c := newClient(t)
 	mustLogin(t, c, a, email, password)
 	mustMe(t, c, b, http.StatusOK) // B holds the session in memory
+	proxy.Delay(time.Minute)
 	copyOfCookie := withCookie(sessionCookie(t, c, a))
 	if status, _ := do(t, c, "POST", a.URL+"/logout", "", ""); status != http.StatusNoContent {
 		t.Fatalf("logout on A: got %d, want 204", status)
