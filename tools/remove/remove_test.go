@@ -95,7 +95,7 @@ type leftover struct {
 
 var leftovers = map[string][]leftover{
 	"demo": {
-		{pattern: regexp.MustCompile(`(?i)demo page|chromedp|chromium|\bchrome\b|web\.Register|TestBrowser|/web"`)},
+		{pattern: regexp.MustCompile(`(?i)demo page|chromedp|chromium|web\.Register|TestBrowser|/web"`)},
 	},
 	"metrics": {
 		{pattern: regexp.MustCompile(`(?i)prometheus|METRICS_ADDR|MetricsReady|startMetrics|/metrics\b|:9091`), skip: measured},
