@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/valyala/fasthttp"
 
-	"github.com/gofiber-template/sessions/app/users"
+	"github.com/gofiber-template/sessions/storage/users"
 	"github.com/gofiber-template/sessions/internal/pgtest"
 	"github.com/gofiber-template/sessions/storage"
 )

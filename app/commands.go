@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/term"
 
-	"github.com/gofiber-template/sessions/app/users"
+	"github.com/gofiber-template/sessions/storage/users"
 	"github.com/gofiber-template/sessions/migrations"
 	"github.com/gofiber-template/sessions/storage"
 )

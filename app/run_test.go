@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofiber-template/sessions/app/users"
+	"github.com/gofiber-template/sessions/storage/users"
 	"github.com/gofiber-template/sessions/internal/pgtest"
 	"github.com/gofiber-template/sessions/storage"
 )

@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/gofiber-template/sessions/app/users"
+	"github.com/gofiber-template/sessions/storage/users"
 	"github.com/gofiber-template/sessions/migrations"
 	"github.com/gofiber-template/sessions/storage"
 )

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/gofiber-template/sessions/app"
-	"github.com/gofiber-template/sessions/app/users"
+	"github.com/gofiber-template/sessions/storage/users"
 	"github.com/gofiber-template/sessions/internal/pgtest"
 	"github.com/gofiber-template/sessions/storage"
 )
