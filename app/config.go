@@ -33,6 +33,7 @@ type Config struct {
 	BodyLimit       int           // BODY_LIMIT: largest request body, in bytes, on any route
 
 	CookieSecure  bool          // COOKIE_SECURE: send the session cookie over HTTPS only
+	Signup        bool          // SIGNUP: serve POST /signup, which lets anyone create an account
 	HSTSMaxAge    time.Duration // HSTS_MAX_AGE: Strict-Transport-Security max-age while CookieSecure; 0 = no header
 	IdleTimeout   time.Duration // SESSION_IDLE_TIMEOUT: a session ends after this long unused
 	MaxLifetime   time.Duration // SESSION_MAX_LIFETIME: a session ends this long after login, however much it is used
@@ -111,6 +112,7 @@ func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	parseVar(&p, "SHUTDOWN_DRAIN", parseDuration, &cfg.ShutdownDrain)
 	parseVar(&p, "BODY_LIMIT", parseInt, &cfg.BodyLimit)
 	parseVar(&p, "COOKIE_SECURE", parseBool, &cfg.CookieSecure)
+	parseVar(&p, "SIGNUP", parseBool, &cfg.Signup)
 	parseVar(&p, "HSTS_MAX_AGE", parseDuration, &cfg.HSTSMaxAge)
 	parseVar(&p, "SESSION_IDLE_TIMEOUT", parseDuration, &cfg.IdleTimeout)
 	parseVar(&p, "SESSION_MAX_LIFETIME", parseDuration, &cfg.MaxLifetime)

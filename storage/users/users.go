@@ -16,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -146,20 +145,9 @@ func SetPassword(ctx context.Context, db *pgxpool.Pool, email, password string, 
 	if err := checkPolicy(password, normaliseEmail(email), minLen); err != nil {
 		return User{}, err
 	}
-	var u User
-	err := db.QueryRow(ctx, `
-		WITH u AS (
-			UPDATE users SET password_hash = $2, updated_at = now() WHERE lower(email) = $1 RETURNING id, email
-		), cleared AS (
-			DELETE FROM login_failures WHERE user_id = (SELECT id FROM u)
-		)
-		SELECT id, email FROM u`,
-		normaliseEmail(email), hashPassword(password)).Scan(&u.ID, &u.Email)
-	if errors.Is(err, pgx.ErrNoRows) {
+	u, err := setPasswordHash(ctx, db, "email", normaliseEmail(email), hashPassword(password))
+	if errors.Is(err, errNoUser) {
 		return User{}, fmt.Errorf("no user with email %s", normaliseEmail(email))
 	}
-	if err != nil {
-		return User{}, fmt.Errorf("set password: %w", err)
-	}
-	return u, nil
+	return u, err
 }
