@@ -67,6 +67,7 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 	srv.Get("/readyz", drain.refuse, handlers.Readyz(func(ctx context.Context) error { return pgfault.Ping(ctx, db) }))
 	srv.Post("/login", handlers.Login(gate, sess, device))
 	if cfg.Signup {
+		srv.Get("/signup", handlers.SignUpOn)
 		srv.Post("/signup", handlers.SignUp(gate, sess, device))
 	}
 	srv.Get("/me", guard, handlers.Me)

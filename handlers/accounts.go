@@ -60,6 +60,10 @@ func SignUp(accounts Accounts, sessions Sessions, device DeviceCookie) fiber.Han
 	}
 }
 
+// SignUpOn answers GET /signup with 204: sign-up is on (a page asks before it offers it; with
+// sign-up off the route is absent and the answer is 404).
+func SignUpOn(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusNoContent) }
+
 // ChangePassword answers POST /me/password with {"current_password", "new_password"}: 204, and
 // every other session of the user ends on every instance while this one goes on under a new id;
 // 403 for a wrong current password, 422 for a new one the policy refuses, 429 and 503 as for
