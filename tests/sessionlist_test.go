@@ -57,7 +57,7 @@ func sha256Hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// TestSessionListAcrossServers is issue 11's scenario: three logins of one user (two on A, one
+// TestSessionListAcrossServers: three logins of one user (two on A, one
 // on B), listed from B; one ended from A is refused by both servers within notifyWithin while
 // the other two keep working; another user can end none of them.
 func TestSessionListAcrossServers(t *testing.T) {

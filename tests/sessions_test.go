@@ -20,7 +20,7 @@ const (
 	password = "correct horse battery staple"
 )
 
-// notifyWithin is how soon every instance must refuse a session ended on another (issue 3).
+// notifyWithin is how soon every instance must refuse a session ended on another.
 const notifyWithin = time.Second
 
 func TestLoginMeLogout(t *testing.T) {
