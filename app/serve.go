@@ -187,7 +187,7 @@ func connect(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) (*pgxpo
 		}
 		if time.Until(deadline) < wait {
 			db.Close()
-			return nil, fmt.Errorf("cannot reach PostgreSQL at %s (DATABASE_URL) within %v (DB_CONNECT_TIMEOUT): %s; start one with 'go tool -modfile=tools/go.mod task db:up', or 'pg_ctlcluster 15 main start' on Debian, or set DATABASE_URL",
+			return nil, fmt.Errorf("cannot reach PostgreSQL at %s (DATABASE_URL) within %v: %s; start one with 'go tool -modfile=tools/go.mod task db:up', or 'pg_ctlcluster 15 main start' on Debian, or set DATABASE_URL",
 				where, cfg.ConnectTimeout, oneLine(err))
 		}
 		select {

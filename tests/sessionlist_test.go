@@ -64,8 +64,7 @@ func TestSessionListAcrossServers(t *testing.T) {
 	t.Parallel()
 	dbURL, env := withUser(t)
 	mustCreateUser(t, dbURL, "bob@example.com", password)
-	env["SESSION_IDLE_TIMEOUT"] = "1h"
-	env["SESSION_TOUCH_INTERVAL"] = "1m"
+	env["SESSION_IDLE_TIMEOUT"] = "1h" // and so a touch interval of 1m
 	clk := newClock() // one clock for both instances, moved between logins to order them
 	a := startServer(t, env, app.Hooks{Now: clk.Now})
 	b := startServer(t, env, app.Hooks{Now: clk.Now})
@@ -212,10 +211,8 @@ func TestSessionListAcrossServers(t *testing.T) {
 func TestSessionListStatements(t *testing.T) {
 	t.Parallel()
 	_, env := withUser(t)
-	env["SESSION_SWEEP_INTERVAL"] = "1h" // the idle server's one statement, kept out
-
 	clk := newClock() // still: no refresh falls due during the test
-	s, st := startCounted(t, env, app.Hooks{Now: clk.Now})
+	s, st := startCounted(t, env, app.Hooks{Now: clk.Now, Config: noSweep})
 	c, other := newBrowser(t, "one"), newBrowser(t, "other")
 	mustLogin(t, c, s, email, password)
 	mustLogin(t, other, s, email, password)

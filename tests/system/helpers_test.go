@@ -32,12 +32,11 @@ type server struct{ URL string }
 // no metrics listener, cookies over plain HTTP.
 func baseEnv(dbURL string) map[string]string {
 	return map[string]string{
-		"DATABASE_URL":    dbURL,
-		"HOST":            "127.0.0.1",
-		"PORT":            "0",
-		"COOKIE_SECURE":   "false",
-		"LOGIN_HASH_WAIT": "10s",
-		"METRICS_ADDR":    "",
+		"DATABASE_URL":  dbURL,
+		"HOST":          "127.0.0.1",
+		"PORT":          "0",
+		"COOKIE_SECURE": "false",
+		"METRICS_ADDR":  "",
 	}
 }
 
@@ -54,6 +53,8 @@ func startServer(t *testing.T, env map[string]string, hooks app.Hooks) *server {
 	t.Helper()
 	readyc := make(chan string, 1)
 	hooks.Ready = func(addr string, _ *storage.Store) { readyc <- addr }
+	// A wait for a hashing slot long enough that a login never gets 503 on a loaded machine.
+	hooks.Config = func(c *app.Config) { c.Login.HashWait = 10 * time.Second }
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr syncBuffer
 	done := make(chan error, 1)
