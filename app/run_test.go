@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/internal/pgtest"
 	"github.com/gofiber-template/sessions/storage"
+	"github.com/gofiber-template/sessions/storage/users"
 )
 
 // run calls Run the way main does, with vars as the whole environment, on free ports unless
@@ -26,9 +26,15 @@ import (
 // developer's own server may hold.
 func run(t *testing.T, vars map[string]string, stdin string, args ...string) (string, error) {
 	t.Helper()
+	return runHooked(t, vars, Hooks{}, stdin, args...)
+}
+
+// runHooked is run with hooks h.
+func runHooked(t *testing.T, vars map[string]string, h Hooks, stdin string, args ...string) (string, error) {
+	t.Helper()
 	vars = withFreePorts(vars)
 	var stdout, stderr bytes.Buffer
-	err := Run(context.Background(), args, env(vars), strings.NewReader(stdin), &stdout, &stderr, Hooks{})
+	err := Run(context.Background(), args, env(vars), strings.NewReader(stdin), &stdout, &stderr, h)
 	return stdout.String(), err
 }
 
@@ -203,12 +209,10 @@ func TestRunStartupFailuresAreOneLine(t *testing.T) {
 		{"bad setting", map[string]string{"SESSION_IDLE_TIMEOUT": "a week"}, nil, []string{"SESSION_IDLE_TIMEOUT"}},
 		{"unknown command", nil, []string{"start"}, []string{`"start"`, "help"}},
 		{"no database", map[string]string{
-			"DATABASE_URL":       "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable",
-			"DB_CONNECT_TIMEOUT": "300ms",
+			"DATABASE_URL": "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable",
 		}, nil, []string{"127.0.0.1:1", "DATABASE_URL", "db:up"}},
 		{"no database for migrate", map[string]string{
-			"DATABASE_URL":       "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable",
-			"DB_CONNECT_TIMEOUT": "300ms",
+			"DATABASE_URL": "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable",
 		}, []string{"migrate", "up"}, []string{"127.0.0.1:1", "DATABASE_URL"}},
 		{"no such user", map[string]string{"DATABASE_URL": noSuchRole.String()}, nil,
 			[]string{"no_such_role", "does not exist", "DATABASE_URL"}},
@@ -217,7 +221,9 @@ func TestRunStartupFailuresAreOneLine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := run(t, tt.vars, "", tt.args...)
+			// A database that is not there is given up on quickly.
+			h := Hooks{Config: func(c *Config) { c.ConnectTimeout = 300 * time.Millisecond }}
+			_, err := runHooked(t, tt.vars, h, "", tt.args...)
 			wantOneLineNaming(t, err, tt.want...)
 		})
 	}
@@ -246,15 +252,16 @@ func TestUserCommands(t *testing.T) {
 		{"short new password", "short\n", []string{"user", "passwd", "ada@example.com"}, "password too short"},
 		{"common password", "passwordpassword\n", []string{"user", "create", "bob@example.com"}, "too easy to guess"},
 		{"common new password", "1234567890123456\n", []string{"user", "passwd", "ada@example.com"}, "too easy to guess"},
-		{"PASSWORD_MIN_LENGTH", "a fine brass lantern glow\n", []string{"user", "create", "bob@example.com"}, "want at least 30 characters"},
+		{"short for the policy", "a fine brass lantern\n", []string{"user", "create", "bob@example.com"}, "want at least 30 characters"},
 	}
 	for _, tt := range failures {
 		t.Run(tt.name, func(t *testing.T) {
 			vars := maps.Clone(vars)
-			if tt.name == "PASSWORD_MIN_LENGTH" {
-				vars["PASSWORD_MIN_LENGTH"] = "30"
+			var h Hooks
+			if tt.name == "short for the policy" {
+				h.Config = func(c *Config) { c.Login.PasswordMinLength = 30 }
 			}
-			_, err := run(t, vars, tt.stdin, tt.args...)
+			_, err := runHooked(t, vars, h, tt.stdin, tt.args...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want an error saying %q", err, tt.want)
 			}

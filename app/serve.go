@@ -15,9 +15,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/migrations"
 	"github.com/gofiber-template/sessions/storage"
+	"github.com/gofiber-template/sessions/storage/users"
 )
 
 // serve runs the server until ctx is cancelled, then shuts down in order: drain (for
@@ -183,7 +183,7 @@ func connect(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) (*pgxpo
 		}
 		if time.Until(deadline) < wait {
 			db.Close()
-			return nil, fmt.Errorf("cannot reach PostgreSQL at %s (DATABASE_URL) within %v (DB_CONNECT_TIMEOUT): %s; start one with 'go tool -modfile=tools/go.mod task db:up', or 'pg_ctlcluster 15 main start' on Debian, or set DATABASE_URL",
+			return nil, fmt.Errorf("cannot reach PostgreSQL at %s (DATABASE_URL) within %v: %s; start one with 'go tool -modfile=tools/go.mod task db:up', or 'pg_ctlcluster 15 main start' on Debian, or set DATABASE_URL",
 				where, cfg.ConnectTimeout, oneLine(err))
 		}
 		select {

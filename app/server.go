@@ -15,10 +15,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/valyala/fasthttp"
 
-	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/handlers"
 	"github.com/gofiber-template/sessions/internal/pgfault"
 	"github.com/gofiber-template/sessions/storage"
+	"github.com/gofiber-template/sessions/storage/users"
 	"github.com/gofiber-template/sessions/web" // optional: demo
 )
 
@@ -75,7 +75,13 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 	srv.Get("/healthz", handlers.Healthz)
 	srv.Get("/readyz", drain.refuse, handlers.Readyz(func(ctx context.Context) error { return pgfault.Ping(ctx, db) }))
 	srv.Post("/login", handlers.Login(gate, sess, device))
+	if cfg.Signup {
+		srv.Get("/signup", handlers.SignUpOn)
+		srv.Post("/signup", handlers.SignUp(gate, sess, device))
+	}
 	srv.Get("/me", guard, handlers.Me)
+	srv.Post("/me/password", guard, handlers.ChangePassword(gate, sess, device))
+	srv.Delete("/me", guard, handlers.DeleteAccount(gate, sess, device))
 	srv.Post("/logout", guard, handlers.Logout(sess))
 	srv.Post("/logout/all", guard, handlers.LogoutAll(sess))
 	srv.Get("/sessions", guard, handlers.ListSessions(sess))

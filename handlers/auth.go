@@ -10,7 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/gofiber-template/sessions/app/users"
+	"github.com/gofiber-template/sessions/storage/users"
 )
 
 // MaxLoginBody is the largest /login body accepted, far above any real email and password.
@@ -33,6 +33,19 @@ type Gate interface {
 type DeviceCookie struct {
 	Name   string
 	Secure bool
+}
+
+// set gives c's client the device cookie value.
+func (d DeviceCookie) set(c *fiber.Ctx, value string) {
+	c.Cookie(&fiber.Cookie{
+		Name:     d.Name,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   int(DeviceLifetime / time.Second),
+		Secure:   d.Secure,
+		HTTPOnly: true,
+		SameSite: fiber.CookieSameSiteLaxMode,
+	})
 }
 
 // DeviceLifetime is how long a browser keeps a device cookie after its latest login: about
@@ -129,15 +142,7 @@ func Login(gate Gate, sessions Sessions, device DeviceCookie) fiber.Handler {
 		if err := sessions.Start(c, u); err != nil {
 			return fmt.Errorf("login: %w", err)
 		}
-		c.Cookie(&fiber.Cookie{
-			Name:     device.Name,
-			Value:    gate.Device(a),
-			Path:     "/",
-			MaxAge:   int(DeviceLifetime / time.Second),
-			Secure:   device.Secure,
-			HTTPOnly: true,
-			SameSite: fiber.CookieSameSiteLaxMode,
-		})
+		device.set(c, gate.Device(a))
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		return c.JSON(u)
 	}

@@ -27,7 +27,7 @@ func FuzzStoreModel(f *testing.F) {
 	f.Add([]byte{1, 0, 1, 1, 0, 0, 2, 0, 1, 0, 1, 1, 0, 0})
 	f.Add([]byte{1, 1, 7, 3, 5, 3, 0, 1, 3, 1, 9, 0, 0, 1})
 	// A read in flight, a Delete, then the late notification of another instance's earlier
-	// write, then the read finishes (issue 8).
+	// write, then the read finishes.
 	f.Add([]byte{3, 0, 1, 4, 9, 0, 2, 0, 8, 0, 0, 1, 10, 0, 0, 0, 0})
 	f.Add([]byte{3, 0, 1, 4, 9, 0, 1, 0, 2, 4, 8, 0, 0, 1, 10, 0, 0, 0, 0}) // ... a Set instead
 	f.Fuzz(func(t *testing.T, prog []byte) { runProg(t, prog, opsWithoutTouch) })
@@ -35,7 +35,7 @@ func FuzzStoreModel(f *testing.F) {
 
 // FuzzStoreModelTouch is FuzzStoreModel with Touch, by this instance and by another, among the
 // operations. It is a target of its own so that FuzzStoreModel's corpus (testdata/fuzz), which
-// holds the inputs that found the races of issue 8, keeps its meaning: adding operations
+// holds the inputs that found the fill races (a read that outlives a delete), keeps its meaning: adding operations
 // renumbers them.
 func FuzzStoreModelTouch(f *testing.F) {
 	// A read pauses, the key is touched, the read finishes, GetDecoded: the touch's row wins.

@@ -45,6 +45,7 @@ type Gate struct {
 	slots     chan struct{} // any attempt's
 	known     chan struct{} // known devices' only
 	hashWait  time.Duration
+	minLen    int // Config.PasswordMinLength, for the passwords SignUp and ChangePassword set
 	ipv4Bits  int
 	ipv6Bits  int
 	log       *slog.Logger
@@ -70,6 +71,7 @@ func NewGate(db *pgxpool.Pool, cfg Config, key []byte, timeout time.Duration, no
 		slots:     make(chan struct{}, cfg.HashSlots),
 		known:     make(chan struct{}, 1),
 		hashWait:  cfg.HashWait,
+		minLen:    cfg.PasswordMinLength,
 		ipv4Bits:  cfg.IPv4Prefix,
 		ipv6Bits:  cfg.IPv6Prefix,
 		log:       log,
@@ -241,8 +243,8 @@ func (g *Gate) check(ctx context.Context, email, password string, keys []string,
 	} else if err != nil {
 		return u, "error", fmt.Errorf("find user: %w", err)
 	}
-	if st.wait > 0 { // found by the read: this attempt's line is the throttle's one
-		return u, "throttled", &ThrottledError{RetryAfter: st.wait}
+	if st.wait > 0 { // found by the read: this attempt's line is the throttle's one, unless a concurrent one logged it
+		return u, throttled(st), &ThrottledError{RetryAfter: st.wait}
 	}
 
 	release, waited, err := g.slot(ctx, device, deadline)
