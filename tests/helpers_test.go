@@ -32,8 +32,8 @@ type server struct {
 func (s *server) Stop() { s.stop() }
 
 // baseEnv is the environment of a test server on dbURL: a free port on the loopback interface,
-// cookies over plain HTTP, no drain at shutdown (the test of the drain sets its own), metrics
-// off and text logs.
+// cookies over plain HTTP, no drain at shutdown (the test of the drain sets its own), no other
+// listener and text logs.
 func baseEnv(dbURL string) map[string]string {
 	return map[string]string{
 		"DATABASE_URL":   dbURL,
