@@ -116,9 +116,10 @@ func measured(name string) bool {
 	return name == "bench/README.md" || name == "docs/benchmarks.md"
 }
 
-// lint serializes task lint across the copies: golangci-lint refuses to run beside another
-// golangci-lint, and three at once would not fit in a small machine's memory anyway.
-var lint sync.Mutex
+// heavy serializes the lint and the tests of the copies: golangci-lint refuses to run beside
+// another golangci-lint, and the template's tests, some of which bound waits (a login's wait
+// for a hashing slot), must see no more load than task test does.
+var heavy sync.Mutex
 
 // TestRemoveOnACopy removes each part from a copy of the project (the files git tracks, as they
 // are on disk), in parallel: the remover refuses a dirty tree, then takes the part out through
@@ -142,13 +143,11 @@ func TestRemoveOnACopy(t *testing.T) {
 			dir := copyProject(t, root)
 			removeOnce(t, dir, tool, p)
 			mustRun(t, dir, "go", "build", "./...")
-			func() {
-				lint.Lock()
-				defer lint.Unlock()
-				// golangci-lint's lock file is in the temporary folder: one of the copy's own
-				// keeps it clear of any other golangci-lint on the machine.
-				mustRun(t, dir, "env", "TMPDIR="+t.TempDir(), "go", "tool", "-modfile=tools/go.mod", "task", "lint")
-			}()
+			heavy.Lock()
+			defer heavy.Unlock()
+			// golangci-lint's lock file is in the temporary folder: one of the copy's own keeps it
+			// clear of any other golangci-lint on the machine.
+			mustRun(t, dir, "env", "TMPDIR="+t.TempDir(), "go", "tool", "-modfile=tools/go.mod", "task", "lint")
 			mustRun(t, dir, "go", "test", "-short", "-count=1", "./...")
 		})
 	}
