@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -134,5 +135,13 @@ func TestDeletedHereCostsNoRead(t *testing.T) {
 	}
 	if n := ft.gets.Load(); n != 0 {
 		t.Fatalf("got %d tier reads after a Delete here, want 0", n)
+	}
+}
+
+func TestConfigDeadCapacityIsNotNegative(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DeadCapacity = -1
+	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "DeadCapacity") {
+		t.Fatalf("validate: got %v, want an error naming DeadCapacity", err)
 	}
 }
