@@ -166,8 +166,8 @@ func (t *pgTier) sweep(ctx context.Context, now time.Time) error {
 
 // checkSchema makes sure the migrations' table, triggers and columns are in place: without the
 // triggers deleted sessions could come back and go unnoticed by other instances; without the
-// columns every write with an owner would fail; with the tombstone functions of before
-// migrations/0007, tombstones would follow the database's clock and ignore Config.Tombstones.
+// columns every write with an owner would fail; with tombstone functions that ignore the
+// sessions.tombstones setting (an older schema), tombstones would ignore Config.Tombstones.
 func checkSchema(ctx context.Context, db *pgxpool.Pool) error {
 	var triggers, columns, functions int
 	err := db.QueryRow(ctx, `SELECT
