@@ -16,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gofiber-template/sessions/internal/pgtest"
-	"github.com/gofiber-template/sessions/migrations"
 )
 
 // newPGStore starts a Store on pool with a test-sized configuration, closed when the test ends.
@@ -1049,27 +1048,22 @@ func TestPostgresDeadKeyCostsOneRead(t *testing.T) {
 	wantValue(t, mustGet(t, b, "new"), "v")
 }
 
-// TestPostgresNewRefusesTheOldTombstoneTrigger: a database whose triggers judge tombstones by
-// the database's clock (before the migration that changed them) is refused.
+// TestPostgresNewRefusesTheOldTombstoneTrigger: a database whose tombstone trigger ignores the
+// sessions.tombstones setting (an older schema, which also judged tombstones by the database's
+// clock) is refused.
 func TestPostgresNewRefusesTheOldTombstoneTrigger(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewPool(t)
-	g, err := migrations.New(pool)
-	if err != nil {
+	if _, err := pool.Exec(context.Background(), `
+		CREATE OR REPLACE FUNCTION sessions_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF OLD.e = 0 OR OLD.e > floor(extract(epoch FROM clock_timestamp()))::bigint THEN
+				INSERT INTO session_tombstones (k, e) VALUES (OLD.k, OLD.e)
+				ON CONFLICT (k) DO UPDATE SET e = greatest(session_tombstones.e, EXCLUDED.e);
+			END IF;
+			RETURN NULL;
+		END $$`); err != nil {
 		t.Fatal(err)
-	}
-	defer g.Close()
-	for {
-		v, _, err := g.Version()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v <= 6 {
-			break
-		}
-		if err := g.Down(); err != nil {
-			t.Fatal(err)
-		}
 	}
 	if s, err := New(context.Background(), pool, DefaultConfig()); err == nil {
 		s.Close()
