@@ -36,13 +36,13 @@ func (s *server) Stop() { s.stop() }
 // off and text logs.
 func baseEnv(dbURL string) map[string]string {
 	return map[string]string{
-		"DATABASE_URL":    dbURL,
-		"HOST":            "127.0.0.1",
-		"PORT":            "0",
-		"COOKIE_SECURE":   "false",
-		"SHUTDOWN_DRAIN":  "0",
-		"METRICS_ADDR":    "",     // off; tests that scrape set 127.0.0.1:0
-		"LOG_FORMAT":      "text", // the tests that read logs parse key=value
+		"DATABASE_URL":   dbURL,
+		"HOST":           "127.0.0.1",
+		"PORT":           "0",
+		"COOKIE_SECURE":  "false",
+		"SHUTDOWN_DRAIN": "0",
+		"METRICS_ADDR":   "",     // off; tests that scrape set 127.0.0.1:0
+		"LOG_FORMAT":     "text", // the tests that read logs parse key=value
 	}
 }
 

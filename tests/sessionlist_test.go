@@ -65,7 +65,7 @@ func TestSessionListAcrossServers(t *testing.T) {
 	dbURL, env := withUser(t)
 	mustCreateUser(t, dbURL, "bob@example.com", password)
 	env["SESSION_IDLE_TIMEOUT"] = "1h" // and so a touch interval of 1m
-	clk := newClock() // one clock for both instances, moved between logins to order them
+	clk := newClock()                  // one clock for both instances, moved between logins to order them
 	a := startServer(t, env, app.Hooks{Now: clk.Now})
 	b := startServer(t, env, app.Hooks{Now: clk.Now})
 
