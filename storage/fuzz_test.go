@@ -65,6 +65,7 @@ func runProg(t *testing.T, prog []byte, ops byte) {
 	cfg := DefaultConfig()
 	cfg.Capacity = 2
 	cfg.MaxAge = 5 * time.Second
+	cfg.SweepInterval = time.Hour // the program sweeps both tiers itself (op 5)
 	cfg.Now = clock.Now
 	cfg.Decode = func(v []byte) (any, error) { return string(v), nil }
 	ft := newFakeTier(clock.Now)
@@ -251,8 +252,10 @@ func runProg(t *testing.T, prog []byte, ops byte) {
 			_ = write(key, []byte(fmt.Sprintf("w%d", next())), exps[int(next())%len(exps)], false)
 		case 4: // another instance deletes
 			del(key, false)
-		case 5: // time passes
+		case 5: // time passes, and the tier is swept of what expired (tombstones too)
 			clock.Add(steps[int(next())%len(steps)])
+			_ = ft.sweep(context.Background(), clock.Now())
+			_ = model.sweep(context.Background(), clock.Now())
 		case 6: // Reset
 			if err := s.Reset(); err != nil {
 				t.Fatal(err)

@@ -40,6 +40,9 @@ func runServeChild() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := app.Run(ctx, []string{"serve"}, os.LookupEnv, os.Stdin, io.Discard, os.Stderr, app.Hooks{
+		// As every test server: logins wait for a hashing slot rather than get 503 (the load
+		// keeps both busy).
+		Config: func(c *app.Config) { c.Login.HashWait = 10 * time.Second },
 		// The memory limit in force once the server listens: what serve set.
 		Ready: func(addr string, _ *storage.Store) { fmt.Printf("READY %s %d\n", addr, debug.SetMemoryLimit(-1)) },
 	})

@@ -208,7 +208,7 @@ func (g *Gate) Check(ctx context.Context, a Attempt) (User, error) {
 	}
 	u, outcome, err := g.check(ctx, email, a.Password, keys, known, deadline)
 	if outcome != "" {
-		g.logAttempt(u.ID, email, addr, known, outcome)
+		g.logAttempt(ctx, u.ID, email, addr, known, outcome)
 	} else if g.onAttempt != nil {
 		g.onAttempt("throttled") // refused by a throttle already logged
 	}
@@ -330,7 +330,7 @@ func (g *Gate) slot(ctx context.Context, device bool, deadline time.Time) (relea
 // email (or a throttled attempt refused before the user was read) its emailTag, the client
 // address, whether it came from a known device, and the outcome. Never the email, the password,
 // the device cookie or anything of the session. It also tells onAttempt.
-func (g *Gate) logAttempt(userID int64, email, addr string, device bool, outcome string) {
+func (g *Gate) logAttempt(ctx context.Context, userID int64, email, addr string, device bool, outcome string) {
 	if g.onAttempt != nil {
 		g.onAttempt(outcome)
 	}
@@ -342,7 +342,7 @@ func (g *Gate) logAttempt(userID int64, email, addr string, device bool, outcome
 	if outcome != "success" {
 		level = slog.LevelWarn
 	}
-	g.log.LogAttrs(context.Background(), level, "login", slog.String("outcome", outcome), who,
+	g.log.LogAttrs(ctx, level, "login", slog.String("outcome", outcome), who,
 		slog.String("client", addr), slog.Bool("known_device", device))
 }
 
