@@ -71,7 +71,7 @@ func benchSetup(b *testing.B) (*pgxpool.Pool, Config, sessionIDs, *slog.Logger, 
 	db, _ := pgtest.NewPool(b)
 	cfg := DefaultConfig()
 	cfg.TouchInterval = 24 * time.Hour / 100
-	if _, err := users.Create(context.Background(), db, "ada@example.com", "copper kettle on the stove", 15); err != nil {
+	if _, err := (users.Store{DB: db, Timeout: time.Minute}).Create(context.Background(), "ada@example.com", "copper kettle on the stove", 15); err != nil {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -110,12 +110,23 @@ func checkNewEmail(email string) (string, error) {
 	return email, nil
 }
 
+// Store is the users table for the user commands of the CLI: creating users and setting their
+// passwords under the password policy. It is safe for concurrent use. It hashes without a
+// hashing slot: an endpoint that lets a client create users or set passwords goes through the
+// Gate (SignUp, ChangePassword) instead, which bounds that.
+type Store struct {
+	DB      *pgxpool.Pool
+	Timeout time.Duration // deadline of each statement
+}
+
 // Create adds a user with this email and password and returns it. The email must be a new,
 // bare address and the password follow the password policy with at least minLen characters
 // (see checkNewPassword). Its errors: one wrapping ErrInvalidEmail, a *WeakPasswordError,
 // ErrEmailTaken, or another for a failure of the database. It hashes without a slot: an endpoint
 // that lets a client create users must bound that, as the Gate does for checks.
-func Create(ctx context.Context, db *pgxpool.Pool, email, password string, minLen int) (User, error) {
+func (s Store) Create(ctx context.Context, email, password string, minLen int) (User, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
 	email, err := checkNewEmail(email)
 	if err != nil {
 		return User{}, err
@@ -124,7 +135,7 @@ func Create(ctx context.Context, db *pgxpool.Pool, email, password string, minLe
 		return User{}, err
 	}
 	u := User{Email: email}
-	err = db.QueryRow(ctx, "INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING id",
+	err = s.DB.QueryRow(ctx, "INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING id",
 		email, hashPassword(password)).Scan(&u.ID)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
@@ -141,11 +152,13 @@ func Create(ctx context.Context, db *pgxpool.Pool, email, password string, minLe
 // *WeakPasswordError otherwise). In the same statement it clears the throttle's counts on the
 // account and its devices (Throttle): a new password ends a hard limit's lockout. It does not
 // end the user's sessions; the caller does.
-func SetPassword(ctx context.Context, db *pgxpool.Pool, email, password string, minLen int) (User, error) {
+func (s Store) SetPassword(ctx context.Context, email, password string, minLen int) (User, error) {
 	if err := checkPolicy(password, normaliseEmail(email), minLen); err != nil {
 		return User{}, err
 	}
-	u, err := setPasswordHash(ctx, db, "email", normaliseEmail(email), hashPassword(password))
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	u, err := setPasswordHash(ctx, s.DB, "email", normaliseEmail(email), hashPassword(password))
 	if errors.Is(err, errNoUser) {
 		return User{}, fmt.Errorf("no user with email %s", normaliseEmail(email))
 	}
