@@ -222,15 +222,7 @@ func readPassword(r io.Reader) (string, error) {
 // promptPassword asks for the password of email on the terminal tty, as passwd does: a prompt
 // on prompts, no echo, the password twice. It returns an error if the two differ or are empty.
 func promptPassword(tty *os.File, prompts io.Writer, email string) (string, error) {
-	ask := func(prompt string) (string, error) {
-		fmt.Fprint(prompts, prompt)
-		b, err := term.ReadPassword(int(tty.Fd()))
-		fmt.Fprintln(prompts) // the Enter the terminal did not echo
-		if err != nil {
-			return "", fmt.Errorf("read the password from the terminal: %w", err)
-		}
-		return string(b), nil
-	}
+	ask := func(prompt string) (string, error) { return readHidden(tty, prompts, prompt) }
 	password, err := ask(fmt.Sprintf("New password for %s: ", email))
 	if err != nil {
 		return "", err
