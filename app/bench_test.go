@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/helmet"
+	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/valyala/fasthttp"
 
@@ -136,5 +138,82 @@ func BenchmarkSessionList(b *testing.B) {
 		if ctx.Response.StatusCode() != 200 {
 			b.Fatalf("GET /sessions: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 		}
+	}
+}
+
+// BenchmarkStack measures the warm GET /me of BenchmarkMe piece by piece: a bare Fiber app
+// with the same handler, then that app with each piece of the server's stack added in turn,
+// in newServer's order, ending with the guard (the whole server, newServer itself). Each
+// piece's cost (ns/op, B/op, allocs/op) is its line minus the line before. The request line
+// is JSON written to io.Discard (its encoding, without the system call); LogError is the
+// whole server with LOG_LEVEL=error.
+func BenchmarkStack(b *testing.B) {
+	db, cfg, ids, _, store := benchSetup(b)
+	logInfo := newLogger(Config{LogFormat: "json", LogLevel: slog.LevelInfo}, io.Discard)
+	logError := newLogger(Config{LogFormat: "json", LogLevel: slog.LevelError}, io.Discard)
+	m := newMetrics(store, db)
+	me := func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.JSON(users.User{ID: 1, Email: "ada@example.com"})
+	}
+	// stack returns a Fiber app with the first n pieces of the stack and me on GET /me.
+	stack := func(n int) fasthttp.RequestHandler {
+		fc := fiber.Config{}
+		if n >= 1 {
+			fc = serverConfig(cfg, logInfo)
+		}
+		srv := fiber.New(fc)
+		if n >= 2 {
+			guardServer(srv.Server(), cfg.strictTransportSecurity())
+		}
+		switch {
+		case n >= 4:
+			srv.Use(requestLog(logInfo, m))
+		case n >= 3:
+			srv.Use(requestLog(logInfo, nil))
+		}
+		if n >= 5 {
+			srv.Use(recover.New())
+		}
+		if n >= 6 {
+			srv.Use(helmet.New(securityHeaders))
+		}
+		if n >= 7 {
+			srv.Use(crossOrigin)
+		}
+		srv.Get("/me", me)
+		return srv.Handler()
+	}
+	full := newServer(cfg, db, store, ids, m, nil, Hooks{Now: time.Now}, logInfo).Handler()
+	sid := benchLogin(b, full)
+	for _, bb := range []struct {
+		name    string
+		handler fasthttp.RequestHandler
+	}{
+		{"0-Bare", stack(0)},
+		{"1-Config", stack(1)},      // serverConfig: trusted-proxy check, IP validation, error handler
+		{"2-GuardServer", stack(2)}, // framing check, headers on every answer
+		{"3-RequestLine", stack(3)}, // request id, contexts, the JSON line
+		{"4-Metrics", stack(4)},     // counter and histogram
+		{"5-Recover", stack(5)},     //
+		{"6-Headers", stack(6)},     // security headers
+		{"7-CrossOrigin", stack(7)}, // the cross-site check
+		{"8-Guard", full},           // the session guard: newServer
+		{"9-LogError", newServer(cfg, db, store, ids, m, nil, Hooks{Now: time.Now}, logError).Handler()},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			var ctx fasthttp.RequestCtx
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx.Request.Reset()
+				ctx.Response.Reset()
+				ctx.Request.SetRequestURI("/me")
+				ctx.Request.Header.SetCookie(cookieName(cfg.CookieSecure), sid)
+				bb.handler(&ctx)
+				if ctx.Response.StatusCode() != 200 {
+					b.Fatalf("GET /me: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+				}
+			}
+		})
 	}
 }

@@ -33,21 +33,7 @@ const (
 // newServer returns the HTTP server with every route, its sessions identified by ids; /readyz
 // answers 503 while drain is set (a nil drain never is). It does not listen.
 func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionIDs, m *metrics, drain *draining, h Hooks, log *slog.Logger) *fiber.App {
-	srv := fiber.New(fiber.Config{
-		BodyLimit:             cfg.BodyLimit,
-		ReadTimeout:           readTimeout,
-		WriteTimeout:          writeTimeout,
-		IdleTimeout:           idleTimeout,
-		DisableStartupMessage: true,
-		ErrorHandler:          errorHandler(log),
-		// The client address (c.IP) is the connection's, or ProxyHeader's when the peer is one
-		// of TrustedProxies (for X-Forwarded-For, the rightmost address that is not one of
-		// them: forwardedFor); it is what login throttling counts per address.
-		EnableTrustedProxyCheck: true,
-		TrustedProxies:          cfg.trustedProxies(),
-		ProxyHeader:             cfg.ProxyHeader,
-		EnableIPValidation:      true,
-	})
+	srv := fiber.New(serverConfig(cfg, log))
 	guardServer(srv.Server(), cfg.strictTransportSecurity())
 	if fwd := cfg.forwardedFor(); fwd != nil {
 		srv.Use(fwd) // before anything reads c.IP()
@@ -72,6 +58,26 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 	srv.Delete("/sessions/:id", guard, handlers.EndSession(sess))
 	web.Register(srv) // the demo page: GET /, /app.js, /app.css
 	return srv
+}
+
+// serverConfig is the Fiber configuration of the server: its limits, its error handler and
+// how it finds the client's address.
+func serverConfig(cfg Config, log *slog.Logger) fiber.Config {
+	return fiber.Config{
+		BodyLimit:             cfg.BodyLimit,
+		ReadTimeout:           readTimeout,
+		WriteTimeout:          writeTimeout,
+		IdleTimeout:           idleTimeout,
+		DisableStartupMessage: true,
+		ErrorHandler:          errorHandler(log),
+		// The client address (c.IP) is the connection's, or ProxyHeader's when the peer is one
+		// of TrustedProxies (for X-Forwarded-For, the rightmost address that is not one of
+		// them: forwardedFor); it is what login throttling counts per address.
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          cfg.trustedProxies(),
+		ProxyHeader:             cfg.ProxyHeader,
+		EnableIPValidation:      true,
+	}
 }
 
 // draining is set at shutdown for SHUTDOWN_DRAIN: /readyz then answers 503, so that load
