@@ -132,6 +132,9 @@ func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	parseVar(&p, "LOGIN_FAILURE_WINDOW", parseDuration, &cfg.Login.FailureWindow)
 	parseVar(&p, "LOGIN_LOCKOUT", parseDuration, &cfg.Login.Lockout)
 	parseVar(&p, "LOGIN_LOCKOUT_MAX", parseDuration, &cfg.Login.LockoutMax)
+	parseVar(&p, "LOGIN_HARD_LIMIT", parseInt, &cfg.Login.HardLimit)
+	parseVar(&p, "LOGIN_IPV4_PREFIX", parseInt, &cfg.Login.IPv4Prefix)
+	parseVar(&p, "LOGIN_IPV6_PREFIX", parseInt, &cfg.Login.IPv6Prefix)
 	parseVar(&p, "TRUSTED_PROXIES", parseString, &cfg.TrustedProxies)
 	parseVar(&p, "PROXY_HEADER", parseString, &cfg.ProxyHeader)
 	if keys, err := readSessionKeys(lookupEnv); err != nil {
@@ -199,6 +202,15 @@ func (c Config) validate() []string {
 		if n.v < 1 {
 			bad("%s=%d must be at least 1", n.name, n.v)
 		}
+	}
+	if l := c.Login; l.HardLimit < 1 || l.HardLimit > users.MaxHardLimit {
+		bad("LOGIN_HARD_LIMIT=%d is out of range 1-%d", l.HardLimit, users.MaxHardLimit)
+	}
+	if l := c.Login; l.IPv4Prefix < 8 || l.IPv4Prefix > 32 {
+		bad("LOGIN_IPV4_PREFIX=%d is out of range 8-32", l.IPv4Prefix)
+	}
+	if l := c.Login; l.IPv6Prefix < 32 || l.IPv6Prefix > 128 {
+		bad("LOGIN_IPV6_PREFIX=%d is out of range 32-128", l.IPv6Prefix)
 	}
 	if l := c.Login; l.LockoutMax < l.Lockout || l.LockoutMax > l.FailureWindow {
 		bad("LOGIN_LOCKOUT_MAX=%v must be at least LOGIN_LOCKOUT (%v) and at most LOGIN_FAILURE_WINDOW (%v)", l.LockoutMax, l.Lockout, l.FailureWindow)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"log/slog"
 	"maps"
@@ -260,11 +261,11 @@ func TestUserCommands(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	cfg.Login.HashWait = time.Minute // never busy on a loaded machine
-	a := users.NewAccounts(pgtest.Pool(t, vars["DATABASE_URL"]), cfg.Login, cfg.Store.QueryTimeout, time.Now, slog.New(slog.DiscardHandler), nil)
-	for pw, want := range map[string]bool{"first copper kettle tune": false, "second copper kettle tune": true} {
-		u, ok, err := a.Authenticate(context.Background(), "ADA@example.com", pw, "192.0.2.1")
-		if err != nil || ok != want || (ok && u.Email != "ada@example.com") {
-			t.Errorf("Authenticate with %q after passwd: got %+v, %v, %v; want ok=%v", pw, u, ok, err, want)
+	g := users.NewGate(pgtest.Pool(t, vars["DATABASE_URL"]), cfg.Login, make([]byte, 32), cfg.Store.QueryTimeout, time.Now, slog.New(slog.DiscardHandler), nil)
+	for pw, want := range map[string]error{"first copper kettle tune": users.ErrBadCredentials, "second copper kettle tune": nil} {
+		u, err := g.Check(context.Background(), users.Attempt{Email: "ADA@example.com", Password: pw, Address: "192.0.2.1"})
+		if !errors.Is(err, want) || (err == nil && u.Email != "ada@example.com") {
+			t.Errorf("Check with %q after passwd: got %+v, %v; want %v", pw, u, err, want)
 		}
 	}
 }

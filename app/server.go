@@ -44,13 +44,14 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 	srv.Use(crossOrigin) // before every route: routes added later are covered too
 
 	sess := newSessions(store, ids, cfg, h.Now, log)
-	accounts := users.NewAccounts(db, cfg.Login, cfg.Store.QueryTimeout, h.Now, log, m.observeLogin)
+	gate := users.NewGate(db, cfg.Login, ids.signingKey(), cfg.Store.QueryTimeout, h.Now, log, m.observeLogin)
+	device := handlers.DeviceCookie{Name: deviceCookieName(cfg.CookieSecure), Secure: cfg.CookieSecure}
 	guard := sess.Guard
 
 	// The route table. A protected route is one line: the guard, then the handler.
 	srv.Get("/healthz", handlers.Healthz)
 	srv.Get("/readyz", drain.refuse, handlers.Readyz(func(ctx context.Context) error { return pgfault.Ping(ctx, db) }))
-	srv.Post("/login", handlers.Login(accounts, sess))
+	srv.Post("/login", handlers.Login(gate, sess, device))
 	srv.Get("/me", guard, handlers.Me)
 	srv.Post("/logout", guard, handlers.Logout(sess))
 	srv.Post("/logout/all", guard, handlers.LogoutAll(sess))
@@ -93,6 +94,15 @@ func (d *draining) refuse(c *fiber.Ctx) error {
 		return errDraining
 	}
 	return c.Next()
+}
+
+// deviceCookieName is the device cookie's name, __Host- prefixed when it is Secure, as
+// cookieName is the session cookie's.
+func deviceCookieName(secure bool) string {
+	if secure {
+		return "__Host-device"
+	}
+	return "device"
 }
 
 // securityHeaders go on every response: X-Content-Type-Options: nosniff, X-Frame-Options: DENY,
@@ -183,7 +193,8 @@ func (e malformedRequest) Unwrap() error { return e.err }
 const retryAfter = "2"
 
 // errorHandler is the one place where errors become HTTP responses, all shaped
-// {"error": "message"}. A *fiber.Error anywhere in the chain gives its status and message; a
+// {"error": "message"}. An error of the users package gives the status handlers.UsersError
+// says; a *fiber.Error anywhere in the chain gives its status and message; a
 // session deleted under the request gives 401; a database that is unavailable or went away
 // (pgfault.Unavailable: unreachable, too slow, restarting, shut down, read-only, out of
 // connections) gives 503; anything else is a 500 whose details go to the log, never to the
@@ -192,6 +203,9 @@ const retryAfter = "2"
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		code, msg := fiber.StatusInternalServerError, "internal server error"
+		if ue := handlers.UsersError(c, err); ue != nil {
+			err = ue
+		}
 		var fe *fiber.Error
 		switch {
 		case errors.As(err, &fe):

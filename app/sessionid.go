@@ -53,6 +53,10 @@ func newSessionIDs(keys ...[]byte) sessionIDs {
 	return s
 }
 
+// signingKey is the key new ids are signed with: the deployment's secret, which the login gate
+// derives its own keys from.
+func (s sessionIDs) signingKey() []byte { return s.signers[0].key }
+
 const (
 	idRandLen = 26 // len(rand.Text())
 	idMACLen  = 26 // 16 bytes in unpadded base32

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -16,16 +17,27 @@ import (
 // Larger bodies get 413 before any parsing or hashing.
 const MaxLoginBody = 4 << 10
 
-// Accounts checks credentials.
-type Accounts interface {
-	// Authenticate returns the user whose email and password these are, for a login attempt
-	// from the client address addr. For an unknown email and for a wrong password alike it
-	// returns ok false and a nil error, after about the same time, so that neither the answer
-	// nor its timing tells which emails exist. It returns a *users.TryLater, without checking
-	// the password, when the attempt is throttled or the server is too busy to check it in time.
-	// Any other error means the check itself failed (the database is down, say).
-	Authenticate(ctx context.Context, email, password, addr string) (u users.User, ok bool, err error)
+// Gate checks passwords behind the defences of users.Gate; a *users.Gate is one.
+type Gate interface {
+	// Check returns the user whose email and password the attempt carries. Its errors are
+	// those of users.Gate.Check: users.ErrBadCredentials, a *users.ThrottledError or a
+	// *users.BusyError, or another when the check itself failed.
+	Check(ctx context.Context, a users.Attempt) (users.User, error)
+	// Device returns the device cookie for the client of a successful attempt.
+	Device(a users.Attempt) string
 }
+
+// DeviceCookie names the cookie that tells a browser that logged in to an account before from
+// a stranger (users.Gate): it is HttpOnly, SameSite=Lax, for path /, Secure when Secure, and
+// lasts DeviceLifetime.
+type DeviceCookie struct {
+	Name   string
+	Secure bool
+}
+
+// DeviceLifetime is how long a browser keeps a device cookie after its latest login: about
+// the longest a browser keeps any cookie (400 days in Chrome).
+const DeviceLifetime = 365 * 24 * time.Hour
 
 // Sessions starts and ends login sessions. Each method sets or clears the session cookie on c's
 // response.
@@ -47,26 +59,60 @@ type Sessions interface {
 var (
 	errBadCredentials = fiber.NewError(fiber.StatusUnauthorized, "invalid email or password")
 	errLoginBody      = fiber.NewError(fiber.StatusBadRequest, `body must be a JSON object {"email": "...", "password": "..."}`)
-	errThrottled      = fiber.NewError(fiber.StatusTooManyRequests, "too many failed logins; try again later")
-	errBusy           = fiber.NewError(fiber.StatusServiceUnavailable, "too busy; try again shortly")
 )
+
+// UsersError returns the *fiber.Error that an error of the users package stands for, and sets
+// Retry-After (whole seconds, at least 1) on c's response for those that have one; nil for any
+// other error. app's error handler calls it, so that a handler just returns what users
+// returned: users.ErrBadCredentials is 401, users.ErrEmailTaken 409, users.ErrInvalidEmail and
+// *users.WeakPasswordError 422 (with the reason), *users.ThrottledError 429 and
+// *users.BusyError 503.
+func UsersError(c *fiber.Ctx, err error) *fiber.Error {
+	var (
+		throttled *users.ThrottledError
+		busy      *users.BusyError
+		weak      *users.WeakPasswordError
+	)
+	switch {
+	case errors.Is(err, users.ErrBadCredentials):
+		return errBadCredentials
+	case errors.Is(err, users.ErrEmailTaken):
+		return fiber.NewError(fiber.StatusConflict, "a user with this email already exists")
+	case errors.Is(err, users.ErrInvalidEmail):
+		return fiber.NewError(fiber.StatusUnprocessableEntity, "not an email address like name@example.com")
+	case errors.As(err, &weak):
+		return fiber.NewError(fiber.StatusUnprocessableEntity, weak.Reason)
+	case errors.As(err, &throttled):
+		setRetryAfter(c, throttled.RetryAfter)
+		return fiber.NewError(fiber.StatusTooManyRequests, "too many failed attempts; try again later")
+	case errors.As(err, &busy):
+		setRetryAfter(c, busy.RetryAfter)
+		return fiber.NewError(fiber.StatusServiceUnavailable, "too busy; try again shortly")
+	}
+	return nil
+}
+
+func setRetryAfter(c *fiber.Ctx, d time.Duration) {
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(math.Ceil(d.Seconds())))))
+}
 
 type loginRequest struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
 }
 
-// Login answers POST /login with a JSON body {"email", "password"}: 200 with the user as JSON
-// and a new session cookie, 401 for bad credentials, 400 for a malformed body (DecodeJSON's
-// rules), 413 for one over MaxLoginBody, 415 for one that is not JSON, 429 (too many failed
-// logins) or 503 (no time to check a password now) with Retry-After (a *users.TryLater's After
-// in whole seconds, at least 1). The client address is c.IP(), which is the connection's unless
-// the server trusts the peer as a proxy (Fiber's TrustedProxies).
+// Login answers POST /login with a JSON body {"email", "password"}: 200 with the user as JSON,
+// a new session cookie and the device cookie (device), 401 for bad credentials, 400 for a
+// malformed body (DecodeJSON's rules), 413 for one over MaxLoginBody, 415 for one that is not
+// JSON, 429 (too many failed attempts) or 503 (no time to check a password now) with
+// Retry-After (see UsersError). The attempt is the gate's, with the client address c.IP(),
+// which is the connection's unless the server trusts the peer as a proxy (Fiber's
+// TrustedProxies), and the device cookie the browser sent.
 //
 // Requiring the JSON content type is what keeps another site from logging a visitor in to the
 // attacker's account: a cross-site form cannot send it, and a cross-site fetch that does needs a
 // CORS preflight this server never grants.
-func Login(accounts Accounts, sessions Sessions) fiber.Handler {
+func Login(gate Gate, sessions Sessions, device DeviceCookie) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		var in loginRequest
 		if err := DecodeJSON(c, &in, MaxLoginBody); err != nil {
@@ -75,24 +121,23 @@ func Login(accounts Accounts, sessions Sessions) fiber.Handler {
 		if in.Email == "" || in.Password == "" {
 			return errLoginBody
 		}
-		u, ok, err := accounts.Authenticate(c.UserContext(), in.Email, in.Password, c.IP())
-		var later *users.TryLater
-		if errors.As(err, &later) {
-			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(math.Ceil(later.After.Seconds())))))
-			if later.Throttled {
-				return errThrottled
-			}
-			return errBusy
-		}
+		a := users.Attempt{Email: in.Email, Password: in.Password, Address: c.IP(), Device: c.Cookies(device.Name)}
+		u, err := gate.Check(c.UserContext(), a)
 		if err != nil {
 			return fmt.Errorf("login: %w", err)
-		}
-		if !ok {
-			return errBadCredentials
 		}
 		if err := sessions.Start(c, u); err != nil {
 			return fmt.Errorf("login: %w", err)
 		}
+		c.Cookie(&fiber.Cookie{
+			Name:     device.Name,
+			Value:    gate.Device(a),
+			Path:     "/",
+			MaxAge:   int(DeviceLifetime / time.Second),
+			Secure:   device.Secure,
+			HTTPOnly: true,
+			SameSite: fiber.CookieSameSiteLaxMode,
+		})
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		return c.JSON(u)
 	}

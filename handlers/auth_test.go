@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -16,24 +17,28 @@ import (
 	"github.com/gofiber-template/sessions/handlers"
 )
 
-// These tests drive the handlers through stand-ins for Accounts and Sessions: what the handlers
+// These tests drive the handlers through stand-ins for the Gate and Sessions: what the handlers
 // decide from the request alone. tests/ drives the real thing.
 
-type fakeAccounts struct {
-	err   error
-	calls int
+type fakeGate struct {
+	err      error
+	calls    int
+	attempts []users.Attempt
 }
 
-func (f *fakeAccounts) Authenticate(_ context.Context, email, password, _ string) (users.User, bool, error) {
+func (f *fakeGate) Check(_ context.Context, a users.Attempt) (users.User, error) {
 	f.calls++
+	f.attempts = append(f.attempts, a)
 	if f.err != nil {
-		return users.User{}, false, f.err
+		return users.User{}, f.err
 	}
-	if email == "ada@example.com" && password == "right" {
-		return users.User{ID: 7, Email: email}, true, nil
+	if a.Email == "ada@example.com" && a.Password == "right" {
+		return users.User{ID: 7, Email: a.Email}, nil
 	}
-	return users.User{}, false, nil
+	return users.User{}, users.ErrBadCredentials
 }
+
+func (f *fakeGate) Device(a users.Attempt) string { return "device-of-" + a.Email }
 
 type fakeSessions struct {
 	started, ended []users.User
@@ -80,9 +85,19 @@ func fakeGuard(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-func newApp(accounts handlers.Accounts, sessions handlers.Sessions) *fiber.App {
-	app := fiber.New()
-	app.Post("/login", handlers.Login(accounts, sessions))
+// testDevice is the device cookie of the tests' app.
+var testDevice = handlers.DeviceCookie{Name: "device", Secure: true}
+
+// newApp returns an app with the handlers under test and an error handler that maps the errors
+// of the users package as app's does.
+func newApp(gate handlers.Gate, sessions handlers.Sessions) *fiber.App {
+	app := fiber.New(fiber.Config{ErrorHandler: func(c *fiber.Ctx, err error) error {
+		if ue := handlers.UsersError(c, err); ue != nil {
+			err = ue
+		}
+		return fiber.DefaultErrorHandler(c, err)
+	}})
+	app.Post("/login", handlers.Login(gate, sessions, testDevice))
 	app.Get("/me", fakeGuard, handlers.Me)
 	app.Post("/logout", fakeGuard, handlers.Logout(sessions))
 	app.Post("/logout/all", fakeGuard, handlers.LogoutAll(sessions))
@@ -128,7 +143,7 @@ func TestLoginBadInput(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			sessions := &fakeSessions{}
-			status, body := send(t, newApp(&fakeAccounts{}, sessions), "POST", "/login", tt.contentType, tt.body)
+			status, body := send(t, newApp(&fakeGate{}, sessions), "POST", "/login", tt.contentType, tt.body)
 			if status != tt.want {
 				t.Errorf("got %d %s, want %d", status, body, tt.want)
 			}
@@ -142,38 +157,84 @@ func TestLoginBadInput(t *testing.T) {
 func TestLogin(t *testing.T) {
 	t.Parallel()
 	sessions := &fakeSessions{}
-	status, body := send(t, newApp(&fakeAccounts{}, sessions), "POST", "/login",
-		"application/json; charset=utf-8", `{"email": "ada@example.com", "password": "right"}`)
-	if want := `{"id":7,"email":"ada@example.com"}`; status != 200 || body != want {
-		t.Errorf("got %d %s, want 200 %s", status, body, want)
+	gate := &fakeGate{}
+	req := httptest.NewRequest("POST", "/login", strings.NewReader(`{"email": "ada@example.com", "password": "right"}`))
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("X-Real-IP", "203.0.113.9") // no proxy is trusted: not the address
+	req.AddCookie(&http.Cookie{Name: "device", Value: "an old one"})
+	resp, err := newApp(gate, sessions).Test(req, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"id":7`) {
+		t.Errorf("got %d %s, want 200 with user 7", resp.StatusCode, body)
 	}
 	if want := (users.User{ID: 7, Email: "ada@example.com"}); len(sessions.started) != 1 || sessions.started[0] != want {
 		t.Errorf("started %v, want one session for %v", sessions.started, want)
 	}
+	if want := (users.Attempt{Email: "ada@example.com", Password: "right", Address: "0.0.0.0", Device: "an old one"}); len(gate.attempts) != 1 || gate.attempts[0] != want {
+		t.Errorf("attempts %+v, want %+v", gate.attempts, want)
+	}
+	var device *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "device" {
+			device = ck
+		}
+	}
+	switch {
+	case device == nil:
+		t.Fatalf("no device cookie in %q", resp.Header.Values("Set-Cookie"))
+	case device.Value != "device-of-ada@example.com" || !device.HttpOnly || !device.Secure ||
+		device.SameSite != http.SameSiteLaxMode || device.Path != "/" || device.MaxAge != int(handlers.DeviceLifetime/time.Second):
+		t.Errorf("device cookie: got %q, want the gate's value, HttpOnly, Secure, SameSite=Lax, Path=/, Max-Age a year", device.Raw)
+	}
 }
 
-func TestLoginAccountsFailure(t *testing.T) {
+// A failed login sets no device cookie.
+func TestLoginFailedSetsNoDevice(t *testing.T) {
 	t.Parallel()
-	accounts := &fakeAccounts{err: errors.New("database down")}
-	status, _ := send(t, newApp(accounts, &fakeSessions{}), "POST", "/login", "application/json",
+	req := httptest.NewRequest("POST", "/login", strings.NewReader(`{"email": "ada@example.com", "password": "wrong"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := newApp(&fakeGate{}, &fakeSessions{}).Test(req, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || len(resp.Cookies()) != 0 {
+		t.Errorf("got %d with cookies %q, want 401 and none", resp.StatusCode, resp.Header.Values("Set-Cookie"))
+	}
+}
+
+func TestLoginGateFailure(t *testing.T) {
+	t.Parallel()
+	gate := &fakeGate{err: errors.New("database down")}
+	status, _ := send(t, newApp(gate, &fakeSessions{}), "POST", "/login", "application/json",
 		`{"email": "ada@example.com", "password": "right"}`)
 	if status != 500 {
 		t.Errorf("got %d, want 500", status)
 	}
 }
 
-func TestLoginTryLater(t *testing.T) {
+// Every error of the users package has its status, wrapped or not, and Retry-After when it
+// says when to come back.
+func TestUsersErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
 		err        error
 		want       int
 		retryAfter string
+		message    string
 	}{
-		{"throttled", &users.TryLater{Throttled: true, After: 90*time.Second + time.Millisecond}, 429, "91"},
-		{"busy", &users.TryLater{After: time.Second}, 503, "1"},
-		{"under a second rounds up", &users.TryLater{Throttled: true, After: time.Millisecond}, 429, "1"},
-		{"wrapped", fmt.Errorf("accounts: %w", &users.TryLater{After: 2 * time.Second}), 503, "2"},
+		{"bad credentials", users.ErrBadCredentials, 401, "", "invalid email or password"},
+		{"email taken", fmt.Errorf("%w: ada@example.com", users.ErrEmailTaken), 409, "", "already exists"},
+		{"invalid email", fmt.Errorf("%w: not one", users.ErrInvalidEmail), 422, "", "not an email address"},
+		{"weak password", &users.WeakPasswordError{Reason: "password too short: want at least 15 characters, got 3"}, 422, "", "want at least 15 characters"},
+		{"throttled", &users.ThrottledError{RetryAfter: 90*time.Second + time.Millisecond}, 429, "91", "too many failed attempts"},
+		{"busy", &users.BusyError{RetryAfter: time.Second}, 503, "1", "too busy"},
+		{"under a second rounds up", &users.ThrottledError{RetryAfter: time.Millisecond}, 429, "1", ""},
+		{"wrapped", fmt.Errorf("gate: %w", &users.BusyError{RetryAfter: 2 * time.Second}), 503, "2", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,25 +242,29 @@ func TestLoginTryLater(t *testing.T) {
 			sessions := &fakeSessions{}
 			req := httptest.NewRequest("POST", "/login", strings.NewReader(`{"email": "ada@example.com", "password": "right"}`))
 			req.Header.Set("Content-Type", "application/json")
-			resp, err := newApp(&fakeAccounts{err: tt.err}, sessions).Test(req, -1)
+			resp, err := newApp(&fakeGate{err: tt.err}, sessions).Test(req, -1)
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp.Body.Close()
-			if resp.StatusCode != tt.want || resp.Header.Get("Retry-After") != tt.retryAfter {
-				t.Errorf("got %d Retry-After %q, want %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"), tt.want, tt.retryAfter)
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.want || resp.Header.Get("Retry-After") != tt.retryAfter || !strings.Contains(string(body), tt.message) {
+				t.Errorf("got %d Retry-After %q %s, want %d Retry-After %q and a body saying %q",
+					resp.StatusCode, resp.Header.Get("Retry-After"), body, tt.want, tt.retryAfter, tt.message)
 			}
-			if len(sessions.started) != 0 {
-				t.Errorf("started sessions %v, want none", sessions.started)
+			if len(sessions.started) != 0 || len(resp.Cookies()) != 0 {
+				t.Errorf("started sessions %v, cookies %q; want none", sessions.started, resp.Header.Values("Set-Cookie"))
 			}
 		})
+	}
+	if handlers.UsersError(nil, errors.New("something else")) != nil {
+		t.Error("UsersError of an error of another package: got a status, want nil")
 	}
 }
 
 func TestProtectedHandlers(t *testing.T) {
 	t.Parallel()
 	sessions := &fakeSessions{}
-	app := newApp(&fakeAccounts{}, sessions)
+	app := newApp(&fakeGate{}, sessions)
 	ada := users.User{ID: 7, Email: "ada@example.com"}
 
 	if status, body := send(t, app, "GET", "/me", "", ""); status != 200 || body != `{"id":7,"email":"ada@example.com"}` {
@@ -234,7 +299,7 @@ func FuzzLogin(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	app := newApp(&fakeAccounts{}, &fakeSessions{})
+	app := newApp(&fakeGate{}, &fakeSessions{})
 	f.Fuzz(func(t *testing.T, body string) {
 		status, _ := send(t, app, "POST", "/login", "application/json", body)
 		if status >= 500 {

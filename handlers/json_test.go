@@ -94,21 +94,21 @@ func TestDecodeJSONRefusesCompressedBodies(t *testing.T) {
 }
 
 // Login goes through DecodeJSON: a body that encoding/json alone would accept, with field names
-// in other cases, never reaches Authenticate.
+// in other cases, never reaches the gate.
 func TestLoginFieldNamesExact(t *testing.T) {
 	t.Parallel()
-	accounts, sessions := &fakeAccounts{}, &fakeSessions{}
+	gate, sessions := &fakeGate{}, &fakeSessions{}
 	for _, body := range []string{
 		`{"EMAIL": "ada@example.com", "PassWord": "right"}`,
 		`{"email": "ada@example.com", "password": "right", "remember": true}`,
 		`{"email": "ada@example.com", "password": "wrong", "password": "right"}`,
 		`{"email": "ada@example.com\u0000", "password": "right"}`,
 	} {
-		if status, resp := send(t, newApp(accounts, sessions), "POST", "/login", "application/json", body); status != 400 {
+		if status, resp := send(t, newApp(gate, sessions), "POST", "/login", "application/json", body); status != 400 {
 			t.Errorf("login with %s: got %d %s, want 400", body, status, resp)
 		}
 	}
-	if accounts.calls != 0 || len(sessions.started) != 0 {
-		t.Errorf("got %d Authenticate calls and %d sessions, want none", accounts.calls, len(sessions.started))
+	if gate.calls != 0 || len(sessions.started) != 0 {
+		t.Errorf("got %d Check calls and %d sessions, want none", gate.calls, len(sessions.started))
 	}
 }

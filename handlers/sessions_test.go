@@ -15,14 +15,14 @@ func TestListSessions(t *testing.T) {
 		ID: "h1", Created: login, LastUsed: login.Add(time.Minute),
 		UserAgent: "Firefox", Address: "192.0.2.7", Current: true,
 	}}}
-	status, body := send(t, newApp(&fakeAccounts{}, sessions), "GET", "/sessions", "", "")
+	status, body := send(t, newApp(&fakeGate{}, sessions), "GET", "/sessions", "", "")
 	want := `[{"id":"h1","created":"2026-11-26T09:30:00Z","last_used":"2026-11-26T09:31:00Z",` +
 		`"user_agent":"Firefox","address":"192.0.2.7","current":true}]`
 	if status != 200 || body != want {
 		t.Errorf("got %d %s, want 200 %s", status, body, want)
 	}
 
-	status, body = send(t, newApp(&fakeAccounts{}, &fakeSessions{}), "GET", "/sessions", "", "")
+	status, body = send(t, newApp(&fakeGate{}, &fakeSessions{}), "GET", "/sessions", "", "")
 	if status != 200 || body != `[]` {
 		t.Errorf("no sessions: got %d %s, want 200 []", status, body)
 	}
@@ -43,7 +43,7 @@ func TestEndSession(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			sessions := &fakeSessions{list: []handlers.Session{{ID: "h1"}}}
-			status, body := send(t, newApp(&fakeAccounts{}, sessions), "DELETE", tt.path, "", "")
+			status, body := send(t, newApp(&fakeGate{}, sessions), "DELETE", tt.path, "", "")
 			if status != tt.want {
 				t.Errorf("got %d %s, want %d", status, body, tt.want)
 			}

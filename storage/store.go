@@ -29,11 +29,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
-
-var _ fiber.Storage = (*Store)(nil)
 
 // ErrDeleted is returned by Set when the key was deleted (a logout) after the caller loaded it:
 // the store refuses to bring a deleted session back (Config.Tombstones). Callers map it to 401.

@@ -1,7 +1,11 @@
 // Package users is the home of the users table and of credentials: creating users and setting
-// their passwords under one password policy, hashing with argon2id, and checking a login
-// (Accounts) behind a throttle of failed attempts. It knows nothing of HTTP or of sessions: app
-// wires it to the login endpoint and to the user commands of the CLI.
+// their passwords under one password policy, hashing with argon2id, and checking a password
+// (Gate) behind a throttle of failed attempts and a bound on hashing. It knows nothing of HTTP
+// or of sessions: app wires it to the login endpoint and to the user commands of the CLI.
+//
+// Its errors are typed, so that an endpoint maps them without reading messages:
+// ErrBadCredentials, ErrEmailTaken, ErrInvalidEmail, *WeakPasswordError, *ThrottledError and
+// *BusyError (both with a RetryAfter).
 package users
 
 import (
@@ -25,7 +29,7 @@ type User struct {
 }
 
 // Config is the package's settings; app fills it from the environment variables named below.
-// Start from DefaultConfig. app's LoadConfig rejects values out of range; NewAccounts and
+// Start from DefaultConfig. app's LoadConfig rejects values out of range; NewGate and
 // NewThrottle assume it did.
 type Config struct {
 	PasswordMinLength int           // PASSWORD_MIN_LENGTH: fewest characters a new password may have, 8 to MaxPasswordMinLength
@@ -36,12 +40,20 @@ type Config struct {
 	FailureWindow     time.Duration // LOGIN_FAILURE_WINDOW: a count is forgotten this long after its latest failure
 	Lockout           time.Duration // LOGIN_LOCKOUT: first throttle once a count reaches its limit; doubles per further failure
 	LockoutMax        time.Duration // LOGIN_LOCKOUT_MAX: longest throttle, from Lockout to FailureWindow
+	HardLimit         int           // LOGIN_HARD_LIMIT: consecutive failures since the last success after which an account takes known devices only, 1 to MaxHardLimit
+	IPv4Prefix        int           // LOGIN_IPV4_PREFIX: bits of an IPv4 client address that count as one client, 8 to 32
+	IPv6Prefix        int           // LOGIN_IPV6_PREFIX: bits of an IPv6 client address that count as one client, 32 to 128
 }
+
+// MaxHardLimit is the highest Config.HardLimit: NIST SP 800-63B allows no more than 100
+// consecutive failed attempts on an account.
+const MaxHardLimit = 100
 
 // DefaultConfig returns the defaults: passwords of at least 15 characters (NIST SP 800-63B-4
 // for a password used alone); 2 hashing slots and a wait of 500 ms for one; throttling after 5
-// failures on an account or 30 from an address within 15 minutes, for 1 minute doubling up to
-// 15.
+// failures on an account or device, or 30 from an address (an IPv4 address or an IPv6 /64), for
+// 1 minute doubling up to 15, forgotten 15 minutes after a throttle ends; known devices only
+// after 100 consecutive failures.
 func DefaultConfig() Config {
 	return Config{
 		PasswordMinLength: 15,
@@ -52,7 +64,34 @@ func DefaultConfig() Config {
 		FailureWindow:     15 * time.Minute,
 		Lockout:           time.Minute,
 		LockoutMax:        15 * time.Minute,
+		HardLimit:         MaxHardLimit,
+		IPv4Prefix:        32,
+		IPv6Prefix:        64,
 	}
+}
+
+// ErrEmailTaken is the error of creating a user with an email that is already a user's, in
+// any case.
+var ErrEmailTaken = errors.New("users: email already taken")
+
+// ErrInvalidEmail is wrapped by the error of an email that cannot be an account's; the
+// wrapping error says why, for the person who typed it.
+var ErrInvalidEmail = errors.New("users: invalid email")
+
+// WeakPasswordError is the error of a new password that the password policy refuses. Reason
+// says why, for the person choosing it.
+type WeakPasswordError struct {
+	Reason string
+}
+
+func (e *WeakPasswordError) Error() string { return "users: weak password: " + e.Reason }
+
+// checkPolicy is checkNewPassword's verdict as a *WeakPasswordError.
+func checkPolicy(password, email string, minLen int) error {
+	if err := checkNewPassword(password, email, minLen); err != nil {
+		return &WeakPasswordError{Reason: err.Error()}
+	}
+	return nil
 }
 
 // normaliseEmail is the form emails are stored and looked up in: trimmed and lower case. A
@@ -67,20 +106,22 @@ func checkNewEmail(email string) (string, error) {
 	email = normaliseEmail(email)
 	addr, err := mail.ParseAddress(email)
 	if err != nil || addr.Address != email || addr.Name != "" || len(email) > 254 {
-		return "", fmt.Errorf("%q is not an email address like name@example.com", email)
+		return "", fmt.Errorf("%w: %q is not an email address like name@example.com", ErrInvalidEmail, email)
 	}
 	return email, nil
 }
 
 // Create adds a user with this email and password and returns it. The email must be a new,
 // bare address and the password follow the password policy with at least minLen characters
-// (see checkNewPassword); an error that says otherwise is meant for the person who chose them.
+// (see checkNewPassword). Its errors: one wrapping ErrInvalidEmail, a *WeakPasswordError,
+// ErrEmailTaken, or another for a failure of the database. It hashes without a slot: an endpoint
+// that lets a client create users must bound that, as the Gate does for checks.
 func Create(ctx context.Context, db *pgxpool.Pool, email, password string, minLen int) (User, error) {
 	email, err := checkNewEmail(email)
 	if err != nil {
 		return User{}, err
 	}
-	if err := checkNewPassword(password, email, minLen); err != nil {
+	if err := checkPolicy(password, email, minLen); err != nil {
 		return User{}, err
 	}
 	u := User{Email: email}
@@ -88,7 +129,7 @@ func Create(ctx context.Context, db *pgxpool.Pool, email, password string, minLe
 		email, hashPassword(password)).Scan(&u.ID)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
-		return User{}, fmt.Errorf("a user with email %s already exists", email)
+		return User{}, fmt.Errorf("%w: a user with email %s already exists", ErrEmailTaken, email)
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("create user: %w", err)
@@ -97,15 +138,22 @@ func Create(ctx context.Context, db *pgxpool.Pool, email, password string, minLe
 }
 
 // SetPassword replaces the password of the user with this email and returns the user. The
-// password must follow the password policy with at least minLen characters, as for Create. It
-// does not end the user's sessions; the caller does.
+// password must follow the password policy with at least minLen characters, as for Create (a
+// *WeakPasswordError otherwise). In the same statement it clears the throttle's counts on the
+// account and its devices (Throttle): a new password ends a hard limit's lockout. It does not
+// end the user's sessions; the caller does.
 func SetPassword(ctx context.Context, db *pgxpool.Pool, email, password string, minLen int) (User, error) {
-	if err := checkNewPassword(password, normaliseEmail(email), minLen); err != nil {
+	if err := checkPolicy(password, normaliseEmail(email), minLen); err != nil {
 		return User{}, err
 	}
 	var u User
-	err := db.QueryRow(ctx,
-		"UPDATE users SET password_hash = $2, updated_at = now() WHERE lower(email) = $1 RETURNING id, email",
+	err := db.QueryRow(ctx, `
+		WITH u AS (
+			UPDATE users SET password_hash = $2, updated_at = now() WHERE lower(email) = $1 RETURNING id, email
+		), cleared AS (
+			DELETE FROM login_failures WHERE user_id = (SELECT id FROM u)
+		)
+		SELECT id, email FROM u`,
 		normaliseEmail(email), hashPassword(password)).Scan(&u.ID, &u.Email)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, fmt.Errorf("no user with email %s", normaliseEmail(email))
