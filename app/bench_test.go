@@ -168,9 +168,9 @@ func BenchmarkStack(b *testing.B) {
 		}
 		switch {
 		case n >= 4:
-			srv.Use(requestLog(logInfo, m))
+			srv.Use(requestLog(logInfo, m, false))
 		case n >= 3:
-			srv.Use(requestLog(logInfo, nil))
+			srv.Use(requestLog(logInfo, nil, false))
 		}
 		if n >= 5 {
 			srv.Use(recover.New())

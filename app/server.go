@@ -38,8 +38,8 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 	if fwd := cfg.forwardedFor(); fwd != nil {
 		srv.Use(fwd) // before anything reads c.IP()
 	}
-	srv.Use(requestLog(log, m)) // first: it sees every request's final status
-	srv.Use(recover.New())      // a bug in one handler is a 500, not a dead process
+	srv.Use(requestLog(log, m, cfg.ProxyHeader != "" && len(cfg.trustedProxies()) > 0)) // first: it sees every request's final status
+	srv.Use(recover.New())                                                              // a bug in one handler is a 500, not a dead process
 	srv.Use(helmet.New(securityHeaders))
 	srv.Use(crossOrigin) // before every route: routes added later are covered too
 
