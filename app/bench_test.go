@@ -13,9 +13,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/valyala/fasthttp"
 
-	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/internal/pgtest"
 	"github.com/gofiber-template/sessions/storage"
+	"github.com/gofiber-template/sessions/storage/users"
 )
 
 // BenchmarkMe measures a warm GET /me, guard included, through Fiber's handler without the

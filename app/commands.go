@@ -14,9 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/term"
 
-	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/migrations"
 	"github.com/gofiber-template/sessions/storage"
+	"github.com/gofiber-template/sessions/storage/users"
 )
 
 // Name is the program's name, as its usage text and error messages show it. tools/init renames

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/storage"
+	"github.com/gofiber-template/sessions/storage/users"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/internal/pgtest"
 	"github.com/gofiber-template/sessions/storage"
+	"github.com/gofiber-template/sessions/storage/users"
 )
 
 // run calls Run the way main does, with vars as the whole environment, on a free port with

@@ -15,10 +15,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/valyala/fasthttp"
 
-	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/handlers"
 	"github.com/gofiber-template/sessions/internal/pgfault"
 	"github.com/gofiber-template/sessions/storage"
+	"github.com/gofiber-template/sessions/storage/users"
 	"github.com/gofiber-template/sessions/web"
 )
 

@@ -16,8 +16,11 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	storedkeys "github.com/gofiber-template/sessions/storage/keys"
 )
 
 // sessionIDs mints session ids and recognises forged ones without a lookup. An id is 26 random
@@ -108,19 +111,15 @@ func loadSessionIDs(ctx context.Context, db *pgxpool.Pool, keys ...[]byte) (sess
 	if len(keys) > 0 {
 		return newSessionIDs(keys...), nil
 	}
-	fresh := make([]byte, keyLen)
-	_, _ = rand.Read(fresh) // never fails (crypto/rand)
-	// When servers start together, the first insert wins; the others wait for it to commit,
-	// do nothing, and read its key (each statement sees what was committed before it began).
-	if _, err := db.Exec(ctx, "INSERT INTO session_key (key) VALUES ($1) ON CONFLICT (id) DO NOTHING", fresh); err != nil {
-		return sessionIDs{}, fmt.Errorf("store the session key: %w", err)
-	}
-	var key []byte
-	if err := db.QueryRow(ctx, "SELECT key FROM session_key").Scan(&key); err != nil {
-		return sessionIDs{}, fmt.Errorf("read the session key: %w", err)
+	key, err := storedkeys.Store{DB: db, Timeout: keyTimeout}.Load(ctx)
+	if err != nil {
+		return sessionIDs{}, err
 	}
 	return newSessionIDs(key), nil
 }
+
+// keyTimeout bounds the start-up statements that load the stored key.
+const keyTimeout = 5 * time.Second
 
 // sessionKeys are session-signing keys from outside (SESSION_KEYS, SESSION_KEYS_FILE), the
 // first signing. They print, format and log as their number only.

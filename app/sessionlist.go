@@ -11,8 +11,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/handlers"
+	"github.com/gofiber-template/sessions/storage/users"
 )
 
 // A user's list of sessions (GET /sessions, DELETE /sessions/{id}). The store files each

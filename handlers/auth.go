@@ -10,7 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/gofiber-template/sessions/app/users"
+	"github.com/gofiber-template/sessions/storage/users"
 )
 
 // MaxLoginBody is the largest /login body accepted, far above any real email and password.

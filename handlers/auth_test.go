@@ -13,8 +13,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/handlers"
+	"github.com/gofiber-template/sessions/storage/users"
 )
 
 // These tests drive the handlers through stand-ins for the Gate and Sessions: what the handlers

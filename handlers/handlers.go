@@ -12,7 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/gofiber-template/sessions/app/users"
+	"github.com/gofiber-template/sessions/storage/users"
 )
 
 // userKey is the c.Locals key of the current user. An unexported type keeps other packages from

@@ -1,4 +1,4 @@
--- Login throttling keeps two counts per key (app/users/throttle.go): failures, the throttle's
+-- Login throttling keeps two counts per key (storage/users/throttle.go): failures, the throttle's
 -- count, which a key forgets once it has been quiet for the window after its lockout; and
 -- consecutive, every failure since the key's last success, which only a success or a password
 -- change clears, for the hard limit. user_id names the account of an account or device key

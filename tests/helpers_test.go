@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/gofiber-template/sessions/app"
-	"github.com/gofiber-template/sessions/app/users"
 	"github.com/gofiber-template/sessions/internal/pgtest"
 	"github.com/gofiber-template/sessions/storage"
+	"github.com/gofiber-template/sessions/storage/users"
 )
 
 // server is one running instance of the real server.

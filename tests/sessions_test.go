@@ -333,7 +333,7 @@ func TestPasswordChangeEndsSessions(t *testing.T) {
 	mustMe(t, onA, a, http.StatusOK)
 	mustMe(t, onB, b, http.StatusOK)
 
-	const newPassword = "a whole new password"
+	const newPassword = "violet harbour engines hum at dusk"
 	out, err := runCLI(t, baseEnv(dbURL), newPassword+"\n", "user", "passwd", email)
 	if err != nil {
 		t.Fatalf("user passwd: %v", err)

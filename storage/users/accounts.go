@@ -241,8 +241,8 @@ func (g *Gate) check(ctx context.Context, email, password string, keys []string,
 	} else if err != nil {
 		return u, "error", fmt.Errorf("find user: %w", err)
 	}
-	if st.wait > 0 { // found by the read: this attempt's line is the throttle's one
-		return u, "throttled", &ThrottledError{RetryAfter: st.wait}
+	if st.wait > 0 { // found by the read: this attempt's line is the throttle's one, unless a concurrent one logged it
+		return u, throttled(st), &ThrottledError{RetryAfter: st.wait}
 	}
 
 	release, waited, err := g.slot(ctx, device, deadline)

@@ -119,15 +119,22 @@ func (t *Throttle) check(ctx context.Context, keys []string) (throttleState, err
 		return throttleState{}, fmt.Errorf("read failed logins: %w", err)
 	}
 	var st throttleState
+	first := false // this attempt is the first to find one of its throttles
 	err = t.eachCount(rows, func(key string, failures, consecutive int, last time.Time) {
 		st.counted = st.counted || key == keys[0]
 		if wait := t.wait(key, failures, consecutive, last, now); wait > 0 {
 			st.wait = max(st.wait, wait)
-			t.locks.put(key, now, now.Add(wait), true) // this attempt logs it
+			if t.locks.put(key, now, now.Add(wait), true) { // this attempt logs it
+				first = true
+			}
 		}
 	})
 	if err != nil {
 		return throttleState{}, fmt.Errorf("read failed logins: %w", err)
+	}
+	if st.wait > 0 && !first {
+		// Attempts that read the same throttle at once: another one logs it.
+		st.known, st.logged = true, true
 	}
 	return st, nil
 }
@@ -340,10 +347,19 @@ func (s *lockSet) get(keys []string, now time.Time) (wait time.Duration, logged,
 	return wait, logged, ok
 }
 
-// put remembers that key is throttled until until; now is the time by the same clock.
-func (s *lockSet) put(key string, now, until time.Time, logged bool) {
+// put remembers that key is throttled until until; now is the time by the same clock. It
+// reports false when key was already known, logged, to be throttled at now: a concurrent
+// attempt found the same throttle first and logs it.
+func (s *lockSet) put(key string, now, until time.Time, logged bool) (first bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if e, found := s.keys[key]; found && e.logged && now.Before(e.until) {
+		if until.After(e.until) {
+			e.until = until
+			s.keys[key] = e
+		}
+		return false
+	}
 	if _, found := s.keys[key]; !found && len(s.keys) >= s.max {
 		for k, e := range s.keys {
 			if !now.Before(e.until) {
@@ -351,8 +367,9 @@ func (s *lockSet) put(key string, now, until time.Time, logged bool) {
 			}
 		}
 		if len(s.keys) >= s.max {
-			return
+			return true
 		}
 	}
 	s.keys[key] = lockEntry{until: until, logged: logged}
+	return true
 }
