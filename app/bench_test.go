@@ -252,3 +252,15 @@ func BenchmarkSecurityHeaders(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSessionIDValid measures the signature check of a valid session id.
+func BenchmarkSessionIDValid(b *testing.B) {
+	ids := newSessionIDs(make([]byte, keyLen))
+	id := ids.New()
+	b.ReportAllocs()
+	for b.Loop() {
+		if !ids.Valid(id) {
+			b.Fatal("not valid")
+		}
+	}
+}
