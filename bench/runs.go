@@ -19,7 +19,7 @@ import (
 
 // config is one server set-up of the comparison.
 type config struct {
-	mode string // tiered, postgres, bare
+	mode string // tiered, tiered-error (LOG_LEVEL=error), postgres, bare, floor
 	slow bool   // Postgres behind the delaying proxy
 }
 
@@ -87,13 +87,13 @@ func (b *bench) once(ctx context.Context, cfg config, d time.Duration) (sample, 
 func (b *bench) comparison(ctx context.Context) ([]*modeResult, error) {
 	var res []*modeResult
 	for _, c := range []config{
-		{"tiered", false}, {"postgres", false}, {"bare", false},
+		{"tiered", false}, {"tiered-error", false}, {"postgres", false}, {"bare", false}, {"floor", false},
 		{"tiered", true}, {"postgres", true},
 	} {
 		res = append(res, &modeResult{cfg: c})
 	}
 	for _, r := range res {
-		if r.cfg.mode == "bare" {
+		if r.cfg.mode == "bare" || r.cfg.mode == "floor" {
 			continue
 		}
 		var err error
@@ -157,7 +157,7 @@ func (b *bench) warm(srv *server, mode string) error {
 	cookies := strings.Fields(string(data))
 	for i := range warmRequests {
 		c := cookies[i%len(cookies)]
-		if mode == "bare" {
+		if mode == "bare" || mode == "floor" {
 			c = ""
 		}
 		if err := get(srv.addr, c, 1); err != nil {

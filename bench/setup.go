@@ -202,6 +202,10 @@ func (b *bench) start(ctx context.Context, mode string, slow bool, capacity int)
 	switch mode {
 	case "bare":
 		sub = "serve-bare"
+	case "floor":
+		sub = "serve-floor"
+	case "tiered-error":
+		env = append(env, "LOG_LEVEL=error")
 	case "postgres":
 		capacity = 0
 	}
