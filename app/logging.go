@@ -199,6 +199,8 @@ func (h requestIDHandler) WithGroup(name string) slog.Handler {
 // headerRequestID carries a request's id in both directions.
 const headerRequestID = "X-Request-Id"
 
+var requestIDName = []byte(headerRequestID) // as fasthttp normalises it
+
 // validRequestID reports whether an incoming X-Request-Id may be kept: 1 to 64 letters, digits,
 // dots, dashes and underscores, so that whatever a client sends cannot forge log lines or
 // grow them without bound.
@@ -226,7 +228,8 @@ var (
 
 // newRequestID returns a request id unique to this process.
 func newRequestID() string {
-	return requestIDPrefix + strconv.FormatUint(requestIDs.Add(1), 36)
+	var b [32]byte // the prefix and 13 digits at most: one allocation, the string's
+	return string(strconv.AppendUint(append(b[:0], requestIDPrefix...), requestIDs.Add(1), 36))
 }
 
 // routeUnmatched is the route of requests that matched none (404, 405), in logs and metrics:
@@ -261,7 +264,7 @@ func requestLog(log *slog.Logger, m *metrics, viaProxy bool) fiber.Handler {
 		} else {
 			id = strings.Clone(id) // Fiber reuses the header's bytes
 		}
-		c.Set(headerRequestID, id)
+		c.Response().Header.SetCanonical(requestIDName, []byte(id)) // copied: no allocation
 		handlers.SetRequestLog(c, log, id)
 		c.SetUserContext(requestContext{c.UserContext(), id})
 
