@@ -1,9 +1,13 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -273,4 +277,45 @@ func BenchmarkSessionIDValid(b *testing.B) {
 			b.Fatal("not valid")
 		}
 	})
+}
+
+// BenchmarkRequestLineWrite measures the request line's encoding and write, as requestLog does
+// it, to each kind of standard error: nothing (Discard: the encoding alone), /dev/null (the
+// system call alone), a regular file, a pipe read by another goroutine, and the same file
+// through a 64 KiB buffer (Batched: what batching the writes would cost, flushed when full;
+// not what the server does).
+func BenchmarkRequestLineWrite(b *testing.B) {
+	l := requestLine{time: time.Now(), id: "Q2WJ5XKDRA-1a2b3", method: "GET", route: "/me", status: 200,
+		duration: 123456 * time.Nanosecond, bytes: 42, peer: netip.MustParseAddr("127.0.0.1")}
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer devNull.Close()
+	file, err := os.Create(filepath.Join(b.TempDir(), "log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer file.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	defer pw.Close()
+	batched := bufio.NewWriterSize(file, 64<<10)
+	for _, bb := range []struct {
+		name string
+		w    io.Writer
+	}{{"Discard", io.Discard}, {"DevNull", devNull}, {"File", file}, {"Pipe", pw}, {"Batched", batched}} {
+		b.Run(bb.name, func(b *testing.B) {
+			lw := &lineWriter{w: bb.w}
+			loopCPU(b, func() {
+				if !lw.writeRequest(&l) {
+					b.Fatal("not encoded")
+				}
+			})
+			_ = batched.Flush()
+		})
+	}
 }
