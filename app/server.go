@@ -138,11 +138,11 @@ func renderHeaders(kv ...string) []headerField {
 		}
 	}
 	var out []headerField
-	h.VisitAll(func(k, v []byte) {
+	for k, v := range h.All() {
 		if !bytes.Equal(k, []byte(fiber.HeaderContentType)) { // fasthttp's default, not one of ours
 			out = append(out, headerField{bytes.Clone(k), bytes.Clone(v)})
 		}
-	})
+	}
 	return out
 }
 
