@@ -42,10 +42,10 @@ func BenchmarkMe(b *testing.B) {
 		sid     string
 		path    string
 	}{
-		{"Tiered", served(newServer(cfg, db, tiered, ids, nil, nil, Hooks{Now: time.Now}, log)), "", "/me"},
+		{"Tiered", served(newServer(cfg, db, tiered, ids, observers{}, nil, Hooks{Now: time.Now}, log)), "", "/me"},
 		// The same server with a /me that skips the guard: the cost of the session layer alone is
 		// Tiered minus this (the request log, headers and checks are paid by every route).
-		{"Unguarded", unguarded(newServer(cfg, db, tiered, ids, nil, nil, Hooks{Now: time.Now}, log)), "none", "/me-unguarded"},
+		{"Unguarded", unguarded(newServer(cfg, db, tiered, ids, observers{}, nil, Hooks{Now: time.Now}, log)), "none", "/me-unguarded"},
 		{"Bare", bare.Handler(), "none", "/me"},
 	} {
 		if bb.sid == "" {
@@ -98,7 +98,7 @@ func benchSetup(b *testing.B) (*pgxpool.Pool, Config, sessionIDs, *slog.Logger, 
 	db, _ := pgtest.NewPool(b)
 	cfg := DefaultConfig()
 	cfg.TouchInterval = 24 * time.Hour / 100
-	if _, err := users.Create(context.Background(), db, "ada@example.com", "copper kettle on the stove", 15); err != nil {
+	if _, err := (users.Store{DB: db, Timeout: time.Minute}).Create(context.Background(), "ada@example.com", "copper kettle on the stove", 15); err != nil {
 		b.Fatal(err)
 	}
 	log := newLogger(Config{LogFormat: "json", LogLevel: slog.LevelInfo}, io.Discard) // the default format off a terminal
@@ -148,7 +148,7 @@ func benchLogin(b *testing.B, handler fasthttp.RequestHandler) string {
 // the network: one query for the user's 5 sessions, each decoded, sorted and written as JSON.
 func BenchmarkSessionList(b *testing.B) {
 	db, cfg, ids, log, store := benchSetup(b)
-	handler := served(newServer(cfg, db, store, ids, nil, nil, Hooks{Now: time.Now}, log))
+	handler := served(newServer(cfg, db, store, ids, observers{}, nil, Hooks{Now: time.Now}, log))
 	var sid string
 	for range 5 {
 		sid = benchLogin(b, handler)
@@ -176,7 +176,10 @@ func BenchmarkStack(b *testing.B) {
 	db, cfg, ids, _, store := benchSetup(b)
 	logInfo := newLogger(Config{LogFormat: "json", LogLevel: slog.LevelInfo}, io.Discard)
 	logError := newLogger(Config{LogFormat: "json", LogLevel: slog.LevelError}, io.Discard)
-	m := newMetrics(store, db)
+	// What the server tells of each request and login, as serve wires it.
+	var obs observers
+	m := newMetrics(store, db)                                        // optional: metrics
+	obs = observers{request: m.observeRequest, login: m.observeLogin} // optional: metrics
 	me := func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		return c.JSON(users.User{ID: 1, Email: "ada@example.com"})
@@ -193,7 +196,7 @@ func BenchmarkStack(b *testing.B) {
 		}
 		switch {
 		case n >= 4:
-			srv.Use(requestLog(logInfo, m, false))
+			srv.Use(requestLog(logInfo, obs.request, false))
 		case n >= 3:
 			srv.Use(requestLog(logInfo, nil, false))
 		}
@@ -206,7 +209,7 @@ func BenchmarkStack(b *testing.B) {
 		srv.Get("/me", me)
 		return served(srv)
 	}
-	full := served(newServer(cfg, db, store, ids, m, nil, Hooks{Now: time.Now}, logInfo))
+	full := served(newServer(cfg, db, store, ids, obs, nil, Hooks{Now: time.Now}, logInfo))
 	sid := benchLogin(b, full)
 	for _, bb := range []struct {
 		name    string
@@ -216,11 +219,11 @@ func BenchmarkStack(b *testing.B) {
 		{"1-Config", stack(1)},      // serverConfig: trusted-proxy check, IP validation, error handler
 		{"2-GuardServer", stack(2)}, // framing check, the security headers on every answer
 		{"3-RequestLine", stack(3)}, // request id, its contexts, the JSON line
-		{"4-Metrics", stack(4)},     // counter and histogram
+		{"4-Observers", stack(4)},   // the request's counter and latency histogram
 		{"5-Recover", stack(5)},
 		{"6-CrossOrigin", stack(6)}, // the cross-site check
 		{"7-Guard", full},           // the session guard: newServer
-		{"8-LogError", served(newServer(cfg, db, store, ids, m, nil, Hooks{Now: time.Now}, logError))},
+		{"8-LogError", served(newServer(cfg, db, store, ids, obs, nil, Hooks{Now: time.Now}, logError))},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			var ctx fasthttp.RequestCtx

@@ -179,7 +179,7 @@ func runUserCreate(ctx context.Context, e *cmdEnv, args []string) error {
 		return err
 	}
 	defer db.Close()
-	u, err := users.Create(ctx, db, args[0], password, e.cfg.Login.PasswordMinLength)
+	u, err := users.Store{DB: db, Timeout: e.cfg.Store.QueryTimeout}.Create(ctx, args[0], password, e.cfg.Login.PasswordMinLength)
 	if err != nil {
 		return err
 	}
@@ -195,7 +195,7 @@ func runUserPasswd(ctx context.Context, e *cmdEnv, args []string) error {
 		return err
 	}
 	defer db.Close()
-	u, err := users.SetPassword(ctx, db, args[0], password, e.cfg.Login.PasswordMinLength)
+	u, err := users.Store{DB: db, Timeout: e.cfg.Store.QueryTimeout}.SetPassword(ctx, args[0], password, e.cfg.Login.PasswordMinLength)
 	if err != nil {
 		return err
 	}

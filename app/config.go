@@ -19,12 +19,14 @@ import (
 	"github.com/gofiber-template/sessions/storage/users"
 )
 
-// Config is everything the program reads from its environment. Each field names its variable;
-// .env.example lists them all with their defaults. LoadConfig is the only way to fill it.
+// Config is everything the program reads from its environment, and the fixed values next to
+// them. A field that names a variable is read from it (.env.example lists them all, with their
+// defaults); a field marked "fixed" keeps DefaultConfig's value, which is where to change it.
+// LoadConfig is the only way to fill it.
 type Config struct {
 	DatabaseURL    string        // DATABASE_URL: the PostgreSQL server and database
 	MigrateOnStart bool          // MIGRATE_ON_START: serve and user commands apply pending migrations first
-	ConnectTimeout time.Duration // DB_CONNECT_TIMEOUT: how long start-up keeps trying to reach the database
+	ConnectTimeout time.Duration // fixed (5s): how long start-up keeps trying to reach the database
 
 	Host            string        // HOST: interface to listen on; "" = all
 	Port            int           // PORT: TCP port; 0 = any free port
@@ -33,17 +35,17 @@ type Config struct {
 	BodyLimit       int           // BODY_LIMIT: largest request body, in bytes, on any route
 
 	CookieSecure  bool          // COOKIE_SECURE: send the session cookie over HTTPS only
+	Signup        bool          // SIGNUP: serve POST /signup, which lets anyone create an account
 	HSTSMaxAge    time.Duration // HSTS_MAX_AGE: Strict-Transport-Security max-age while CookieSecure; 0 = no header
 	IdleTimeout   time.Duration // SESSION_IDLE_TIMEOUT: a session ends after this long unused
 	MaxLifetime   time.Duration // SESSION_MAX_LIFETIME: a session ends this long after login, however much it is used
-	TouchInterval time.Duration // SESSION_TOUCH_INTERVAL: least time between two refreshes of a session's expiry
+	TouchInterval time.Duration // fixed (1/100 of IdleTimeout, 1m to IdleTimeout/2): least time between two refreshes of a session's expiry
 
 	// Store is the session store's configuration, from storage.DefaultConfig. The environment
-	// sets five of its fields; the rest keep their defaults, and storeConfig adds the clock, the
-	// decoder and the owner.
+	// sets three of its fields; the rest keep their defaults (MaxAge, 10m: longest a session
+	// stays in memory without a read; SweepInterval, 10s: how often expired sessions are
+	// deleted), and storeConfig adds the clock, the decoder and the owner.
 	//   Capacity      SESSION_CACHE_CAPACITY: sessions kept in memory; 0 = none
-	//   MaxAge        SESSION_CACHE_MAX_AGE: longest a session stays in memory without a read from Postgres
-	//   SweepInterval SESSION_SWEEP_INTERVAL: how often expired sessions are deleted
 	//   ListenURL     LISTEN_DATABASE_URL: direct URL for LISTEN; "" = DATABASE_URL
 	//   QueryTimeout  DB_QUERY_TIMEOUT: deadline of every database call, the store's and the app's
 	Store storage.Config
@@ -54,9 +56,13 @@ type Config struct {
 
 	LogLevel    slog.Level // LOG_LEVEL: debug, info, warn or error
 	LogFormat   string     // LOG_FORMAT: text or json; "" = text when standard error is a terminal, else json
-	MetricsAddr string     // METRICS_ADDR: address of the Prometheus /metrics listener; set empty to turn it off
+	MetricsAddr string     // METRICS_ADDR: address of the Prometheus /metrics listener; set empty to turn it off; optional: metrics
 
-	Login users.Config // PASSWORD_MIN_LENGTH and LOGIN_*: passwords, hashing slots, login throttling
+	// Login is the login gate's: LOGIN_HASH_SLOTS, LOGIN_ACCOUNT_FAILURES, LOGIN_ADDRESS_FAILURES,
+	// LOGIN_HARD_LIMIT, LOGIN_IPV4_PREFIX and LOGIN_IPV6_PREFIX; the rest keep users.DefaultConfig's
+	// values (passwords of 15 characters or more, NIST SP 800-63B-4; a wait of 500ms for a
+	// hashing slot; throttles of 1m doubling to 15m, forgotten 15m after they end).
+	Login users.Config
 
 	TrustedProxies string // TRUSTED_PROXIES: comma-separated peers (IPs, CIDRs) whose ProxyHeader gives the client address
 	ProxyHeader    string // PROXY_HEADER: header a trusted proxy puts the client address in
@@ -81,7 +87,7 @@ func DefaultConfig() Config {
 		MaxLifetime:     30 * 24 * time.Hour,
 		Store:           storage.DefaultConfig(),
 		LogLevel:        slog.LevelInfo,
-		MetricsAddr:     "127.0.0.1:9091",
+		MetricsAddr:     "127.0.0.1:9091", // optional: metrics
 		Login:           users.DefaultConfig(),
 		ProxyHeader:     "X-Real-IP",
 	}
@@ -95,15 +101,14 @@ func defaultTouchInterval(idle time.Duration) time.Duration {
 }
 
 // LoadConfig reads the configuration through lookupEnv (os.LookupEnv's shape), where an empty
-// value means unset except for METRICS_ADDR. It
-// reports every bad variable, by name, in one single-line error.
+// value means unset unless the code reading a variable says otherwise. It reports every bad
+// variable, by name, in one single-line error.
 func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	cfg := DefaultConfig()
 	p := envParser{lookup: lookupEnv}
 	parseVar(&p, "DATABASE_URL", parseString, &cfg.DatabaseURL)
 	parseVar(&p, "LISTEN_DATABASE_URL", parseString, &cfg.Store.ListenURL)
 	parseVar(&p, "MIGRATE_ON_START", parseBool, &cfg.MigrateOnStart)
-	parseVar(&p, "DB_CONNECT_TIMEOUT", parseDuration, &cfg.ConnectTimeout)
 	parseVar(&p, "DB_QUERY_TIMEOUT", parseDuration, &cfg.Store.QueryTimeout)
 	parseVar(&p, "HOST", parseString, &cfg.Host)
 	parseVar(&p, "PORT", parseInt, &cfg.Port)
@@ -111,27 +116,22 @@ func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	parseVar(&p, "SHUTDOWN_DRAIN", parseDuration, &cfg.ShutdownDrain)
 	parseVar(&p, "BODY_LIMIT", parseInt, &cfg.BodyLimit)
 	parseVar(&p, "COOKIE_SECURE", parseBool, &cfg.CookieSecure)
+	parseVar(&p, "SIGNUP", parseBool, &cfg.Signup)
 	parseVar(&p, "HSTS_MAX_AGE", parseDuration, &cfg.HSTSMaxAge)
 	parseVar(&p, "SESSION_IDLE_TIMEOUT", parseDuration, &cfg.IdleTimeout)
 	parseVar(&p, "SESSION_MAX_LIFETIME", parseDuration, &cfg.MaxLifetime)
-	parseVar(&p, "SESSION_TOUCH_INTERVAL", parseDuration, &cfg.TouchInterval)
 	parseVar(&p, "SESSION_CACHE_CAPACITY", parseInt, &cfg.Store.Capacity)
-	parseVar(&p, "SESSION_CACHE_MAX_AGE", parseDuration, &cfg.Store.MaxAge)
-	parseVar(&p, "SESSION_SWEEP_INTERVAL", parseDuration, &cfg.Store.SweepInterval)
 	parseVar(&p, "LOG_LEVEL", parseLevel, &cfg.LogLevel)
 	parseVar(&p, "LOG_FORMAT", parseLogFormat, &cfg.LogFormat)
+	// optional: metrics begin
 	// Unlike the others, METRICS_ADDR set to "" means something: no metrics listener.
 	if v, set := lookupEnv("METRICS_ADDR"); set {
 		cfg.MetricsAddr = v
 	}
-	parseVar(&p, "PASSWORD_MIN_LENGTH", parseInt, &cfg.Login.PasswordMinLength)
+	// optional: metrics end
 	parseVar(&p, "LOGIN_HASH_SLOTS", parseInt, &cfg.Login.HashSlots)
-	parseVar(&p, "LOGIN_HASH_WAIT", parseDuration, &cfg.Login.HashWait)
 	parseVar(&p, "LOGIN_ACCOUNT_FAILURES", parseInt, &cfg.Login.AccountFailures)
 	parseVar(&p, "LOGIN_ADDRESS_FAILURES", parseInt, &cfg.Login.AddressFailures)
-	parseVar(&p, "LOGIN_FAILURE_WINDOW", parseDuration, &cfg.Login.FailureWindow)
-	parseVar(&p, "LOGIN_LOCKOUT", parseDuration, &cfg.Login.Lockout)
-	parseVar(&p, "LOGIN_LOCKOUT_MAX", parseDuration, &cfg.Login.LockoutMax)
 	parseVar(&p, "LOGIN_HARD_LIMIT", parseInt, &cfg.Login.HardLimit)
 	parseVar(&p, "LOGIN_IPV4_PREFIX", parseInt, &cfg.Login.IPv4Prefix)
 	parseVar(&p, "LOGIN_IPV6_PREFIX", parseInt, &cfg.Login.IPv6Prefix)
@@ -185,12 +185,6 @@ func (c Config) validate() []string {
 	if c.MaxLifetime < time.Second {
 		bad("SESSION_MAX_LIFETIME=%v is under 1s", c.MaxLifetime)
 	}
-	if c.TouchInterval < time.Second || c.TouchInterval >= c.IdleTimeout {
-		bad("SESSION_TOUCH_INTERVAL=%v must be at least 1s and less than SESSION_IDLE_TIMEOUT (%v)", c.TouchInterval, c.IdleTimeout)
-	}
-	if c.Login.PasswordMinLength < 8 || c.Login.PasswordMinLength > users.MaxPasswordMinLength {
-		bad("PASSWORD_MIN_LENGTH=%d is out of range 8-%d", c.Login.PasswordMinLength, users.MaxPasswordMinLength)
-	}
 	for _, n := range []struct {
 		name string
 		v    int
@@ -211,9 +205,6 @@ func (c Config) validate() []string {
 	}
 	if l := c.Login; l.IPv6Prefix < 32 || l.IPv6Prefix > 128 {
 		bad("LOGIN_IPV6_PREFIX=%d is out of range 32-128", l.IPv6Prefix)
-	}
-	if l := c.Login; l.LockoutMax < l.Lockout || l.LockoutMax > l.FailureWindow {
-		bad("LOGIN_LOCKOUT_MAX=%v must be at least LOGIN_LOCKOUT (%v) and at most LOGIN_FAILURE_WINDOW (%v)", l.LockoutMax, l.Lockout, l.FailureWindow)
 	}
 	for _, p := range c.trustedProxies() {
 		if net.ParseIP(p) == nil {
@@ -237,14 +228,8 @@ func (c Config) validate() []string {
 		name string
 		v    time.Duration
 	}{
-		{"DB_CONNECT_TIMEOUT", c.ConnectTimeout},
 		{"DB_QUERY_TIMEOUT", c.Store.QueryTimeout},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
-		{"SESSION_CACHE_MAX_AGE", c.Store.MaxAge},
-		{"SESSION_SWEEP_INTERVAL", c.Store.SweepInterval},
-		{"LOGIN_HASH_WAIT", c.Login.HashWait},
-		{"LOGIN_FAILURE_WINDOW", c.Login.FailureWindow},
-		{"LOGIN_LOCKOUT", c.Login.Lockout},
 	} {
 		if d.v <= 0 {
 			bad("%s=%v must be positive", d.name, d.v)

@@ -24,14 +24,12 @@ func TestServeRefusesListenerOnAnotherDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vars := map[string]string{
+	vars := withFreePorts(map[string]string{
 		"DATABASE_URL":        pgtest.NewURL(t),
 		"LISTEN_DATABASE_URL": other,
 		"DB_QUERY_TIMEOUT":    "1s",
 		"HOST":                "127.0.0.1",
-		"PORT":                "0",
-		"METRICS_ADDR":        "",
-	}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	served := false
@@ -86,7 +84,7 @@ func listenerLines(t *testing.T, log string) []string {
 func TestServeLogsListenerStates(t *testing.T) {
 	t.Parallel()
 	dbURL := pgtest.NewURL(t)
-	vars := map[string]string{"DATABASE_URL": dbURL, "HOST": "127.0.0.1", "PORT": "0", "METRICS_ADDR": "", "LOG_FORMAT": "json"}
+	vars := withFreePorts(map[string]string{"DATABASE_URL": dbURL, "HOST": "127.0.0.1", "LOG_FORMAT": "json"})
 	log := &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *storage.Store, 1)

@@ -232,21 +232,21 @@ func newRequestID() string {
 	return string(strconv.AppendUint(append(b[:0], requestIDPrefix...), requestIDs.Add(1), 36))
 }
 
-// routeUnmatched is the route of requests that matched none (404, 405), in logs and metrics:
-// their raw paths are the client's to choose and would grow both without bound.
+// routeUnmatched is the route of requests that matched none (404, 405), in the log and to the
+// observers: their raw paths are the client's to choose and would grow any count without bound.
 const routeUnmatched = "unmatched"
 
 // requestLog is the outermost middleware. It gives each request an id (a well-formed incoming
 // X-Request-Id, or a new one), sends it back in X-Request-Id, hands handlers a logger carrying it
 // (handlers.Logger) and a context carrying it (c.UserContext(), which requestIDHandler reads),
 // and when the request is done writes one log line (method, route, status, duration, response
-// size, client address, id) and records the request in m (when not nil). viaProxy says whether
+// size, client address, id) and tells observe (unless nil) of the request. viaProxy says whether
 // c.IP() may be read from a proxy's header (Config.ProxyHeader with TrustedProxies); when not,
 // the client is the connection's address, read without Fiber's trusted-proxy check.
 //
 // It turns an error from the chain into its response itself, through the app's ErrorHandler, so
-// that the line and the metrics see the status the client gets.
-func requestLog(log *slog.Logger, m *metrics, viaProxy bool) fiber.Handler {
+// that the line and the observer see the status the client gets.
+func requestLog(log *slog.Logger, observe func(method, route string, status int, elapsed time.Duration), viaProxy bool) fiber.Handler {
 	h := log.Handler()
 	var lines *lineWriter // the request line encoded here, for newLogger's JSON
 	if rh, ok := h.(requestIDHandler); ok {
@@ -292,8 +292,8 @@ func requestLog(log *slog.Logger, m *metrics, viaProxy bool) fiber.Handler {
 				_ = h.Handle(c.Context(), l.record()) // a log line that cannot be written is not the client's problem
 			}
 		}
-		if m != nil {
-			m.observeRequest(l.method, l.route, l.status, l.duration)
+		if observe != nil {
+			observe(l.method, l.route, l.status, l.duration)
 		}
 		return nil
 	}
@@ -306,10 +306,10 @@ func remoteIP(ctx *fasthttp.RequestCtx) netip.Addr {
 }
 
 // requestMethod returns c's method as a constant string, "other" for one outside net/http's
-// list. A value kept after the request (a metric's label, a log attribute) must never be
+// list. A value kept after the request (an observer's label, a log attribute) must never be
 // c.Method() itself: that points into the buffer fasthttp reads the connection's next request
-// into, so a label kept from it would turn from GET into the next method, and the metrics
-// would hold two series of one label set. The fixed list also bounds the labels' values.
+// into, so a label kept from it would turn from GET into the next method, and a counter would
+// hold two series of one label set. The fixed list also bounds the labels' values.
 func requestMethod(c *fiber.Ctx) string {
 	switch c.Method() {
 	case fiber.MethodGet:

@@ -78,6 +78,26 @@ func newMetrics(store *storage.Store, db *pgxpool.Pool) *metrics {
 	return m
 }
 
+// startMetrics registers the metrics and returns the observers that feed them and a function
+// that stops their listener: unless METRICS_ADDR is empty, it serves them there, and calls
+// h.MetricsReady with the address it listens on.
+func startMetrics(cfg Config, store *storage.Store, db *pgxpool.Pool, h Hooks, log *slog.Logger) (obs observers, stop func(), err error) {
+	m := newMetrics(store, db)
+	obs = observers{request: m.observeRequest, login: m.observeLogin}
+	if cfg.MetricsAddr == "" {
+		return obs, func() {}, nil
+	}
+	addr, stop, err := serveMetrics(cfg.MetricsAddr, m, log)
+	if err != nil {
+		return observers{}, nil, err
+	}
+	log.Info("serving metrics", "addr", addr, "path", "/metrics")
+	if h.MetricsReady != nil {
+		h.MetricsReady(addr)
+	}
+	return obs, stop, nil
+}
+
 // observeRequest counts one answered request. The registry keeps method and route as labels:
 // they must be strings that outlive the request (requestMethod, a route's pattern), never a
 // view of Fiber's buffers.

@@ -19,14 +19,19 @@ type Hooks struct {
 	// Ready is called once the server accepts connections, with the address it listens on and
 	// its session store.
 	Ready func(addr string, store *storage.Store)
+	// optional: metrics begin
 	// MetricsReady is called once the metrics listener (METRICS_ADDR) accepts connections,
 	// with the address it listens on.
 	MetricsReady func(addr string)
+	// optional: metrics end
 	// Now replaces time.Now as the clock of session expiry and of the touch interval.
 	Now func() time.Time
 	// DrainAfter replaces time.After as the timer of the shutdown drain (SHUTDOWN_DRAIN):
 	// called once when the drain starts, it returns the channel whose receive ends it.
 	DrainAfter func(time.Duration) <-chan time.Time
+	// Config may change the configuration LoadConfig made, before anything uses it: tests set
+	// the fixed values (the touch interval, the sweep, the login gate's waits) this way.
+	Config func(*Config)
 	// PoolConfig may change the database pool's configuration before the pool opens; tests
 	// install a pgx tracer here to count the statements the server sends.
 	PoolConfig func(*pgxpool.Config)
@@ -57,6 +62,9 @@ func Run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	cfg, err := LoadConfig(lookupEnv)
 	if err != nil {
 		return err
+	}
+	if h.Config != nil {
+		h.Config(&cfg)
 	}
 	return cmd.run(ctx, &cmdEnv{cfg: cfg, log: newLogger(cfg, stderr), hooks: h, stdin: stdin, stdout: stdout, stderr: stderr}, cmdArgs)
 }

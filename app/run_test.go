@@ -21,25 +21,37 @@ import (
 	"github.com/gofiber-template/sessions/storage/users"
 )
 
-// run calls Run the way main does, with vars as the whole environment, on a free port with
-// metrics off unless vars says otherwise: no test may depend on a default port, which a
+// run calls Run the way main does, with vars as the whole environment, on free ports unless
+// vars says otherwise (withFreePorts): no test may depend on a default port, which a
 // developer's own server may hold.
 func run(t *testing.T, vars map[string]string, stdin string, args ...string) (string, error) {
 	t.Helper()
+	return runHooked(t, vars, Hooks{}, stdin, args...)
+}
+
+// runHooked is run with hooks h.
+func runHooked(t *testing.T, vars map[string]string, h Hooks, stdin string, args ...string) (string, error) {
+	t.Helper()
 	vars = withFreePorts(vars)
 	var stdout, stderr bytes.Buffer
-	err := Run(context.Background(), args, env(vars), strings.NewReader(stdin), &stdout, &stderr, Hooks{})
+	err := Run(context.Background(), args, env(vars), strings.NewReader(stdin), &stdout, &stderr, h)
 	return stdout.String(), err
 }
 
-// withFreePorts returns a copy of vars with PORT 0, metrics off, no shutdown drain and no memory
-// limit (it would be the whole test process's) where vars sets none of them.
+// withFreePorts returns a copy of vars in which what vars leaves unset suits a test: PORT 0
+// (and no other listener), no shutdown drain and no memory limit (it would be the whole test
+// process's).
 func withFreePorts(vars map[string]string) map[string]string {
 	vars = maps.Clone(vars)
 	if vars == nil {
 		vars = map[string]string{}
 	}
-	for name, v := range map[string]string{"PORT": "0", "METRICS_ADDR": "", "SHUTDOWN_DRAIN": "0", "GOMEMLIMIT": "off"} {
+	for name, v := range map[string]string{
+		"PORT":           "0",
+		"METRICS_ADDR":   "", // optional: metrics
+		"SHUTDOWN_DRAIN": "0",
+		"GOMEMLIMIT":     "off",
+	} {
 		if _, ok := vars[name]; !ok {
 			vars[name] = v
 		}
@@ -197,12 +209,10 @@ func TestRunStartupFailuresAreOneLine(t *testing.T) {
 		{"bad setting", map[string]string{"SESSION_IDLE_TIMEOUT": "a week"}, nil, []string{"SESSION_IDLE_TIMEOUT"}},
 		{"unknown command", nil, []string{"start"}, []string{`"start"`, "help"}},
 		{"no database", map[string]string{
-			"DATABASE_URL":       "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable",
-			"DB_CONNECT_TIMEOUT": "300ms",
+			"DATABASE_URL": "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable",
 		}, nil, []string{"127.0.0.1:1", "DATABASE_URL", "db:up"}},
 		{"no database for migrate", map[string]string{
-			"DATABASE_URL":       "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable",
-			"DB_CONNECT_TIMEOUT": "300ms",
+			"DATABASE_URL": "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable",
 		}, []string{"migrate", "up"}, []string{"127.0.0.1:1", "DATABASE_URL"}},
 		{"no such user", map[string]string{"DATABASE_URL": noSuchRole.String()}, nil,
 			[]string{"no_such_role", "does not exist", "DATABASE_URL"}},
@@ -211,7 +221,9 @@ func TestRunStartupFailuresAreOneLine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := run(t, tt.vars, "", tt.args...)
+			// A database that is not there is given up on quickly.
+			h := Hooks{Config: func(c *Config) { c.ConnectTimeout = 300 * time.Millisecond }}
+			_, err := runHooked(t, tt.vars, h, "", tt.args...)
 			wantOneLineNaming(t, err, tt.want...)
 		})
 	}
@@ -240,15 +252,16 @@ func TestUserCommands(t *testing.T) {
 		{"short new password", "short\n", []string{"user", "passwd", "ada@example.com"}, "password too short"},
 		{"common password", "passwordpassword\n", []string{"user", "create", "bob@example.com"}, "too easy to guess"},
 		{"common new password", "1234567890123456\n", []string{"user", "passwd", "ada@example.com"}, "too easy to guess"},
-		{"PASSWORD_MIN_LENGTH", "a fine brass lantern glow\n", []string{"user", "create", "bob@example.com"}, "want at least 30 characters"},
+		{"short for the policy", "a fine brass lantern\n", []string{"user", "create", "bob@example.com"}, "want at least 30 characters"},
 	}
 	for _, tt := range failures {
 		t.Run(tt.name, func(t *testing.T) {
 			vars := maps.Clone(vars)
-			if tt.name == "PASSWORD_MIN_LENGTH" {
-				vars["PASSWORD_MIN_LENGTH"] = "30"
+			var h Hooks
+			if tt.name == "short for the policy" {
+				h.Config = func(c *Config) { c.Login.PasswordMinLength = 30 }
 			}
-			_, err := run(t, vars, tt.stdin, tt.args...)
+			_, err := runHooked(t, vars, h, tt.stdin, tt.args...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want an error saying %q", err, tt.want)
 			}

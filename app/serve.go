@@ -51,18 +51,14 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 		return fmt.Errorf("start sessions: %v", oneLine(err))
 	}
 
-	m := newMetrics(store, db)
-	if cfg.MetricsAddr != "" {
-		maddr, stopMetrics, err := serveMetrics(cfg.MetricsAddr, m, log)
-		if err != nil {
-			return err
-		}
-		defer stopMetrics()
-		log.Info("serving metrics", "addr", maddr, "path", "/metrics")
-		if h.MetricsReady != nil {
-			h.MetricsReady(maddr)
-		}
+	var obs observers // the zero observers: nobody is told what the server counts
+	// optional: metrics begin
+	obs, stopMetrics, err := startMetrics(cfg, store, db, h, log)
+	if err != nil {
+		return err
 	}
+	defer stopMetrics()
+	// optional: metrics end
 
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
@@ -74,7 +70,7 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 	debug.SetMemoryLimit(cfg.MemoryLimit)
 	log.Info("memory limit", "GOMEMLIMIT", cfg.MemoryLimit)
 	drain := new(draining)
-	srv := newServer(cfg, db, store, ids, m, drain, h, log)
+	srv := newServer(cfg, db, store, ids, obs, drain, h, log)
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	swept := make(chan struct{})
 	go func() {
@@ -187,7 +183,7 @@ func connect(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) (*pgxpo
 		}
 		if time.Until(deadline) < wait {
 			db.Close()
-			return nil, fmt.Errorf("cannot reach PostgreSQL at %s (DATABASE_URL) within %v (DB_CONNECT_TIMEOUT): %s; start one with 'go tool -modfile=tools/go.mod task db:up', or 'pg_ctlcluster 15 main start' on Debian, or set DATABASE_URL",
+			return nil, fmt.Errorf("cannot reach PostgreSQL at %s (DATABASE_URL) within %v: %s; start one with 'go tool -modfile=tools/go.mod task db:up', or 'pg_ctlcluster 15 main start' on Debian, or set DATABASE_URL",
 				where, cfg.ConnectTimeout, oneLine(err))
 		}
 		select {

@@ -19,7 +19,7 @@ import (
 	"github.com/gofiber-template/sessions/internal/pgfault"
 	"github.com/gofiber-template/sessions/storage"
 	"github.com/gofiber-template/sessions/storage/users"
-	"github.com/gofiber-template/sessions/web"
+	"github.com/gofiber-template/sessions/web" // optional: demo
 )
 
 // HTTP limits. The body limit (Config.BodyLimit) covers every route; /login has its own,
@@ -30,20 +30,29 @@ const (
 	idleTimeout  = 2 * time.Minute // keep-alive connections
 )
 
-// newServer returns the HTTP server with every route, its sessions identified by ids; /readyz
-// answers 503 while drain is set (a nil drain never is). It does not listen.
-func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionIDs, m *metrics, drain *draining, h Hooks, log *slog.Logger) *fiber.App {
+// observers are told what the server counts: each request it answers and each login attempt.
+// A nil one is told nothing, so the zero observers tell no one.
+// metrics.go's Prometheus metrics are fed from them; optional: metrics
+type observers struct {
+	request func(method, route string, status int, elapsed time.Duration) // each answered request
+	login   func(outcome string)                                          // each login attempt
+}
+
+// newServer returns the HTTP server with every route, its sessions identified by ids, telling
+// obs what it counts; /readyz answers 503 while drain is set (a nil drain never is). It does
+// not listen.
+func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionIDs, obs observers, drain *draining, h Hooks, log *slog.Logger) *fiber.App {
 	srv := fiber.New(serverConfig(cfg, log))
 	guardServer(srv.Server(), cfg.strictTransportSecurity())
 	if fwd := cfg.forwardedFor(); fwd != nil {
 		srv.Use(fwd) // before anything reads c.IP()
 	}
-	srv.Use(requestLog(log, m, cfg.ProxyHeader != "" && len(cfg.trustedProxies()) > 0)) // first: it sees every request's final status
-	srv.Use(recover.New())                                                              // a bug in one handler is a 500, not a dead process
-	srv.Use(crossOrigin)                                                                // before every route: routes added later are covered too
+	srv.Use(requestLog(log, obs.request, cfg.ProxyHeader != "" && len(cfg.trustedProxies()) > 0)) // first: it sees every request's final status
+	srv.Use(recover.New())                                                                        // a bug in one handler is a 500, not a dead process
+	srv.Use(crossOrigin)                                                                          // before every route: routes added later are covered too
 
 	sess := newSessions(store, ids, cfg, h.Now, log)
-	gate := users.NewGate(db, cfg.Login, ids.signingKey(), cfg.Store.QueryTimeout, h.Now, log, m.observeLogin)
+	gate := users.NewGate(db, cfg.Login, ids.signingKey(), cfg.Store.QueryTimeout, h.Now, log, obs.login)
 	device := handlers.DeviceCookie{Name: deviceCookieName(cfg.CookieSecure), Secure: cfg.CookieSecure}
 	guard := sess.Guard
 
@@ -51,12 +60,18 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 	srv.Get("/healthz", handlers.Healthz)
 	srv.Get("/readyz", drain.refuse, handlers.Readyz(func(ctx context.Context) error { return pgfault.Ping(ctx, db) }))
 	srv.Post("/login", handlers.Login(gate, sess, device))
+	if cfg.Signup {
+		srv.Get("/signup", handlers.SignUpOn)
+		srv.Post("/signup", handlers.SignUp(gate, sess, device))
+	}
 	srv.Get("/me", guard, handlers.Me)
+	srv.Post("/me/password", guard, handlers.ChangePassword(gate, sess, device))
+	srv.Delete("/me", guard, handlers.DeleteAccount(gate, sess, device))
 	srv.Post("/logout", guard, handlers.Logout(sess))
 	srv.Post("/logout/all", guard, handlers.LogoutAll(sess))
 	srv.Get("/sessions", guard, handlers.ListSessions(sess))
 	srv.Delete("/sessions/:id", guard, handlers.EndSession(sess))
-	web.Register(srv) // the demo page: GET /, /app.js, /app.css
+	web.Register(srv) // the demo page: GET /, /app.js, /app.css; optional: demo
 	return srv
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -256,7 +257,7 @@ func (s *sessions) EndAll(c *fiber.Ctx, u users.User) error {
 // address. Never the session id or the cookie.
 func (s *sessions) logEvent(c *fiber.Ctx, event string) {
 	s.log.LogAttrs(c.UserContext(), slog.LevelInfo, event, slog.String("outcome", "success"),
-		slog.Int64("user", handlers.CurrentUser(c).ID), slog.String("client", c.IP()))
+		slog.Int64("user", handlers.CurrentUser(c).ID), slog.String("client", strings.Clone(c.IP())))
 }
 
 // Guard is the middleware in front of every protected route. It answers 401 unless the request

@@ -82,7 +82,7 @@ var ablationPieces = map[string]string{
 	"1-Config":      "Fiber configuration (trusted-proxy check, IP validation, error handler)",
 	"2-GuardServer": "framing check and the security headers (guardServer)",
 	"3-RequestLine": "request id, its contexts and the JSON request line (to io.Discard)",
-	"4-Metrics":     "metrics: request counter and latency histogram",
+	"4-Observers":   "the observers: request counter and latency histogram",
 	"5-Recover":     "recover",
 	"6-CrossOrigin": "cross-site check",
 	"7-Guard":       "the session guard: signature, memory tier, expiry (the whole server, newServer)",

@@ -193,7 +193,6 @@ func (b *bench) start(ctx context.Context, mode string, slow bool, capacity int)
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOST=127.0.0.1", "PORT=0", "COOKIE_SECURE=false", "MIGRATE_ON_START=false",
-		"SESSION_SWEEP_INTERVAL=1h",
 	}
 	db := b.dbURL
 	if slow {

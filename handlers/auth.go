@@ -35,6 +35,19 @@ type DeviceCookie struct {
 	Secure bool
 }
 
+// set gives c's client the device cookie value.
+func (d DeviceCookie) set(c *fiber.Ctx, value string) {
+	c.Cookie(&fiber.Cookie{
+		Name:     d.Name,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   int(DeviceLifetime / time.Second),
+		Secure:   d.Secure,
+		HTTPOnly: true,
+		SameSite: fiber.CookieSameSiteLaxMode,
+	})
+}
+
 // DeviceLifetime is how long a browser keeps a device cookie after its latest login: about
 // the longest a browser keeps any cookie (400 days in Chrome).
 const DeviceLifetime = 365 * 24 * time.Hour
@@ -129,15 +142,7 @@ func Login(gate Gate, sessions Sessions, device DeviceCookie) fiber.Handler {
 		if err := sessions.Start(c, u); err != nil {
 			return fmt.Errorf("login: %w", err)
 		}
-		c.Cookie(&fiber.Cookie{
-			Name:     device.Name,
-			Value:    gate.Device(a),
-			Path:     "/",
-			MaxAge:   int(DeviceLifetime / time.Second),
-			Secure:   device.Secure,
-			HTTPOnly: true,
-			SameSite: fiber.CookieSameSiteLaxMode,
-		})
+		device.set(c, gate.Device(a))
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		return c.JSON(u)
 	}

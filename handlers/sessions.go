@@ -14,7 +14,7 @@ type Session struct {
 	// never use it.
 	ID        string    `json:"id"`
 	Created   time.Time `json:"created"`    // the login
-	LastUsed  time.Time `json:"last_used"`  // to within SESSION_TOUCH_INTERVAL; see app's List
+	LastUsed  time.Time `json:"last_used"`  // to within the touch interval; see app's List
 	UserAgent string    `json:"user_agent"` // at login, cut short
 	Address   string    `json:"address"`    // the client address at login
 	Current   bool      `json:"current"`    // the session of the request that asked

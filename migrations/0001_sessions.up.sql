@@ -2,18 +2,27 @@
 -- Columns k, v, e are the layout github.com/gofiber/storage/postgres/v3 reads and writes;
 -- k holds the SHA-256 (hex) of the session cookie, never the cookie itself.
 -- owner lets every session of one user be ended at once (log out everywhere).
+-- handle names the session to its owner (GET /sessions, DELETE /sessions/{id}): random, given to
+-- the row when it is first written and kept for its life, on the row itself so that whatever
+-- removes the row removes it too. Neither the cookie nor its hash: it is shown to the user and
+-- lets them end the session, never use it.
 CREATE TABLE sessions (
-    k     text PRIMARY KEY NOT NULL DEFAULT '',
-    v     bytea NOT NULL,
-    e     bigint NOT NULL DEFAULT 0, -- expiry, unix seconds; 0 = none
-    owner text
+    k      text PRIMARY KEY NOT NULL DEFAULT '',
+    v      bytea NOT NULL,
+    e      bigint NOT NULL DEFAULT 0, -- expiry, unix seconds by the store's clock; 0 = none
+    owner  text,
+    handle text NOT NULL DEFAULT gen_random_uuid()::text
 );
 CREATE INDEX sessions_e_idx ON sessions (e);
 CREATE INDEX sessions_owner_idx ON sessions (owner) WHERE owner IS NOT NULL;
 
 -- A tombstone remembers a deleted session until the moment it would have expired, so that a
 -- request that loaded the session before a logout cannot save it back afterwards (UPSERT would
--- re-insert the row).
+-- re-insert the row). Expiries are the store's clock, which the database cannot judge: every
+-- delete leaves a tombstone until the row's own expiry, a tombstone refuses writes for as long as
+-- it exists, and the store's sweep removes it once that expiry has passed on the store's clock.
+-- A store with tombstones off (storage.Config.Tombstones) marks its statements with the setting
+-- sessions.tombstones = off: they neither leave tombstones nor are refused by them.
 CREATE TABLE session_tombstones (
     k text PRIMARY KEY,
     e bigint NOT NULL -- unix seconds after which the tombstone may be swept
@@ -27,11 +36,13 @@ CREATE INDEX session_tombstones_e_idx ON session_tombstones (e);
 -- may have created and deleted the key (leaving a tombstone) in between.
 CREATE FUNCTION sessions_refuse_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF current_setting('sessions.tombstones', true) = 'off' THEN
+        RETURN NEW;
+    END IF;
     IF TG_WHEN = 'BEFORE' THEN
         PERFORM 1 FROM sessions WHERE k = NEW.k FOR UPDATE;
     END IF;
-    IF EXISTS (SELECT 1 FROM session_tombstones
-               WHERE k = NEW.k AND e > floor(extract(epoch FROM clock_timestamp()))::bigint) THEN
+    IF EXISTS (SELECT 1 FROM session_tombstones WHERE k = NEW.k) THEN
         RAISE EXCEPTION 'session was deleted' USING ERRCODE = 'SE001';
     END IF;
     RETURN NEW; -- ignored after the insert
@@ -41,17 +52,18 @@ CREATE TRIGGER sessions_refuse_deleted BEFORE INSERT ON sessions
 CREATE TRIGGER sessions_refuse_deleted_after AFTER INSERT ON sessions
     FOR EACH ROW EXECUTE FUNCTION sessions_refuse_deleted();
 
--- Leave a tombstone for a session deleted before its expiry. Rows removed because they expired
--- need none. A session without expiry keeps its tombstone for seven days.
+-- Leave a tombstone for every deleted session. A session without expiry keeps its tombstone for
+-- seven days.
 CREATE FUNCTION sessions_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    now_s bigint := floor(extract(epoch FROM clock_timestamp()))::bigint;
 BEGIN
-    IF OLD.e = 0 OR OLD.e > now_s THEN
-        INSERT INTO session_tombstones (k, e)
-        VALUES (OLD.k, CASE WHEN OLD.e = 0 THEN now_s + 7 * 86400 ELSE OLD.e END)
-        ON CONFLICT (k) DO UPDATE SET e = greatest(session_tombstones.e, EXCLUDED.e);
+    IF current_setting('sessions.tombstones', true) = 'off' THEN
+        RETURN NULL;
     END IF;
+    INSERT INTO session_tombstones (k, e)
+    VALUES (OLD.k, CASE WHEN OLD.e = 0
+                        THEN floor(extract(epoch FROM clock_timestamp()))::bigint + 7 * 86400
+                        ELSE OLD.e END)
+    ON CONFLICT (k) DO UPDATE SET e = greatest(session_tombstones.e, EXCLUDED.e);
     RETURN NULL;
 END $$;
 CREATE TRIGGER sessions_tombstone AFTER DELETE ON sessions
@@ -59,12 +71,13 @@ CREATE TRIGGER sessions_tombstone AFTER DELETE ON sessions
 
 -- TRUNCATE (the store's Reset) fires no row triggers: leave the same tombstones first.
 CREATE FUNCTION sessions_tombstone_all() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    now_s bigint := floor(extract(epoch FROM clock_timestamp()))::bigint;
 BEGIN
+    IF current_setting('sessions.tombstones', true) = 'off' THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO session_tombstones (k, e)
-    SELECT k, CASE WHEN e = 0 THEN now_s + 7 * 86400 ELSE e END
-    FROM sessions WHERE e = 0 OR e > now_s
+    SELECT k, CASE WHEN e = 0 THEN floor(extract(epoch FROM clock_timestamp()))::bigint + 7 * 86400 ELSE e END
+    FROM sessions
     ON CONFLICT (k) DO UPDATE SET e = greatest(session_tombstones.e, EXCLUDED.e);
     RETURN NULL;
 END $$;

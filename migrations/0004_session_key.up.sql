@@ -1,4 +1,4 @@
--- The key under which session ids are signed (app/sessionid.go). One row: the first server to
+-- The key under which session ids are signed (storage/keys; unused when SESSION_KEYS is set). One row: the first server to
 -- start writes it, every server reads it, so that every instance accepts the ids of the others
 -- without a setting to keep in step. Deleting the row and restarting every instance ends every
 -- session (a new key makes every id in circulation invalid).

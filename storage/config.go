@@ -7,14 +7,27 @@ import (
 	"time"
 )
 
-// DefaultCapacity is the default number of entries in the memory tier.
-const DefaultCapacity = 2000
+// DefaultCapacity is the default number of entries in the memory tier, and DefaultDeadCapacity
+// the default number of keys it remembers as dead.
+const (
+	DefaultCapacity     = 2000
+	DefaultDeadCapacity = 2000
+)
 
 // Config tunes a Store. Start from DefaultConfig; New rejects values that make no sense.
 type Config struct {
 	// Capacity is how many entries the memory tier holds; the least recently used entry makes
 	// room for a new one. 0 turns the memory tier off: every Get reads Postgres.
 	Capacity int
+	// DeadCapacity is how many keys without a live row (deleted, expired or never written) the
+	// memory tier remembers, least recently asked for out first, each for at most MaxAge: a Get
+	// of one costs no read while it is remembered, so a logged-out session id sent again and
+	// again costs one read per instance. Only with Tombstones and a memory tier; 0 turns it off.
+	// A dead key is forgotten by the same events that drop a value (a write of it here, the
+	// notification of a write elsewhere, a lost listener), so a key that is written after all
+	// is served at once; with tombstones, the database refuses to bring a deleted key back in
+	// any case until its row's expiry.
+	DeadCapacity int
 	// MaxAge bounds how long any entry stays in memory, whatever its expiry, including entries
 	// that never expire. It is also the longest a copy could stay stale if a notification were
 	// ever lost without the listening connection dropping.
@@ -66,12 +79,14 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns the defaults: 2,000 entries, 10 minutes maximum age in memory, 3 s per
-// Postgres call, reconnecting after 100 ms to 2 s, a 1.5 s lease renewed by a ping every 500 ms
-// (two statements a second per instance), a sweep every 10 s, and tombstones on.
+// DefaultConfig returns the defaults: 2,000 entries and 2,000 dead keys, 10 minutes maximum
+// age in memory, 3 s per Postgres call, reconnecting after 100 ms to 2 s, a 1.5 s lease renewed
+// by a ping every 500 ms (two statements a second per instance), a sweep every 10 s, and
+// tombstones on.
 func DefaultConfig() Config {
 	return Config{
 		Capacity:       DefaultCapacity,
+		DeadCapacity:   DefaultDeadCapacity,
 		MaxAge:         10 * time.Minute,
 		QueryTimeout:   3 * time.Second,
 		ReconnectMin:   100 * time.Millisecond,
@@ -88,6 +103,9 @@ func (c *Config) validate() error {
 	var errs []error
 	if c.Capacity < 0 {
 		errs = append(errs, fmt.Errorf("Capacity %d is negative", c.Capacity))
+	}
+	if c.DeadCapacity < 0 {
+		errs = append(errs, fmt.Errorf("DeadCapacity %d is negative", c.DeadCapacity))
 	}
 	for _, d := range []struct {
 		name string

@@ -75,7 +75,7 @@ func (t *fakeTier) rowOK(key string) (mapRow, bool) {
 
 // mapTier is a tier held in a map, with the semantics of the sessions table and its triggers:
 // expiries in whole unix seconds, and (if tombstones) tombstones that refuse writes to a
-// deleted key.
+// deleted key until the sweep after the row's expiry removes them.
 type mapTier struct {
 	mu         sync.Mutex
 	now        func() time.Time
@@ -107,7 +107,7 @@ func (t *mapTier) get(_ context.Context, key string) ([]byte, int64, error) {
 func (t *mapTier) set(_ context.Context, key string, val []byte, e int64, _ string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if te, ok := t.tombs[key]; ok && te > t.now().Unix() {
+	if _, ok := t.tombs[key]; ok { // until the sweep removes it
 		return ErrDeleted
 	}
 	t.rows[key] = mapRow{v: append([]byte(nil), val...), e: e}
@@ -135,8 +135,8 @@ func (t *mapTier) delete(_ context.Context, key string) error {
 	return nil
 }
 
-// deleteLocked deletes key's row and leaves a tombstone until it would have expired, as the
-// sessions_tombstone trigger does. t.mu must be held.
+// deleteLocked deletes key's row and leaves a tombstone until the sweep after the row would have
+// expired, as the sessions_tombstone trigger does. t.mu must be held.
 func (t *mapTier) deleteLocked(key string) {
 	r, ok := t.rows[key]
 	if !ok {
@@ -146,13 +146,11 @@ func (t *mapTier) deleteLocked(key string) {
 	if !t.tombstones {
 		return
 	}
-	now := t.now().Unix()
-	switch {
-	case r.e == 0:
-		t.tombs[key] = now + 7*86400
-	case r.e > now:
-		t.tombs[key] = r.e
+	e := r.e
+	if e == 0 {
+		e = t.now().Unix() + 7*86400
 	}
+	t.tombs[key] = max(t.tombs[key], e)
 }
 
 func (t *mapTier) reset(context.Context) error {

@@ -18,7 +18,7 @@ type flight struct {
 	gen     uint64
 	refs    int
 	writers int   // Sets and Deletes in flight; no fill while one is
-	load    *load // the read shared by concurrent misses; nil when none or detached
+	load    *load // the read concurrent misses share; nil when none, or detached by an event
 	// announced is the row that every event since announcedFrom announced: the last events on
 	// the key were notifications of exactly that row. nil once any other event happened.
 	announced     *rowState
@@ -33,10 +33,13 @@ type rowState struct {
 
 // load is one Postgres read shared by every Get that missed while it ran.
 type load struct {
-	done chan struct{}
-	val  []byte
-	e    int64 // val's row expiry
-	err  error
+	done  chan struct{}
+	since uint64 // the key's gen when the read began
+	// Set before done is closed: the value (nil: no live row), its digest and expiry (the zero
+	// rowState for none), or the read's error.
+	val []byte
+	row rowState
+	err error
 }
 
 // mayFillLocked is the fill rule, the only place that decides whether a value may enter memory.
@@ -117,23 +120,27 @@ func (s *Store) bumpLocked(f *flight) {
 	f.announced = nil
 }
 
-// announceLocked records a notification that f's key now holds row.
+// announceLocked records a notification that f's key now holds row. Unlike other events it
+// leaves the read in flight attached: a read that began before the row was written can still
+// return it, and Gets that join the read after this check its row against this one (miss).
 func (s *Store) announceLocked(f *flight, row rowState) {
 	from := f.gen
 	if f.announced != nil && *f.announced == row {
 		from = f.announcedFrom // one more notification of the same row: the run goes on
 	}
-	s.bumpLocked(f)
+	s.seq++
+	f.gen = s.seq
 	f.announced, f.announcedFrom = &row, from
 }
 
-// invalidateLocked drops key from memory and stops reads in flight from filling it.
+// invalidateLocked drops key's value from memory, after its row was deleted, and stops reads in
+// flight from filling it. A key remembered as dead stays so: the row is gone.
 func (s *Store) invalidateLocked(h string) {
 	if f, ok := s.flights[h]; ok {
 		s.bumpLocked(f)
 	}
 	if s.mem != nil {
-		s.mem.remove(h)
+		s.mem.removeValue(h)
 	}
 }
 

@@ -451,10 +451,11 @@ func (s *Store) apply(payload string) {
 	if f := s.flights[c.key]; f != nil {
 		s.announceLocked(f, row)
 	}
-	// A copy of exactly this row, expiring no later than it, stays.
+	// A copy of exactly this row, expiring no later than it, stays; the key is dead no more.
 	if s.mem == nil {
 		return
 	}
+	s.mem.dead.remove(c.key)
 	if n, ok := s.mem.lookup(c.key); ok && !(n.digest == c.digest && covers(c.e, n.rowExpiry)) {
 		s.mem.remove(c.key)
 	}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"container/list"
 	"crypto/sha256"
 	"strings"
 	"time"
@@ -18,12 +19,16 @@ import (
 // the memory/v2 map goes through memTier, and memTier never hands memory/v2 an expiry (memory/v2
 // would then drop entries on its own clock, in whole seconds, behind the index's back), so the
 // index and the map hold exactly the same keys at all times.
+//
+// Beside the values, memTier keeps the dead set (nil when off): keys known to have no live row.
+// A key is never both: filling a value drops its dead entry, and every removal drops both.
 type memTier struct {
 	db    *memory.Storage
 	cap   int
 	index map[string]*node // by hashed key
 	byKey map[string]*node // by the caller's key
 	head  node             // sentinel: head.next is the most recently used, head.prev the least
+	dead  *deadSet
 }
 
 type node struct {
@@ -38,7 +43,9 @@ type node struct {
 	prev, next *node
 }
 
-func newMemTier(capacity int) *memTier {
+// newMemTier returns a memory tier of capacity values and, if deadCapacity > 0, a dead set of
+// that many keys.
+func newMemTier(capacity, deadCapacity int) *memTier {
 	m := &memTier{
 		// memory/v2's own sweep only removes entries with an expiry, and we set none; a long
 		// interval keeps its goroutine idle.
@@ -48,6 +55,9 @@ func newMemTier(capacity int) *memTier {
 		byKey: make(map[string]*node, capacity),
 	}
 	m.head.next, m.head.prev = &m.head, &m.head
+	if deadCapacity > 0 {
+		m.dead = newDeadSet(deadCapacity)
+	}
 	return m
 }
 
@@ -88,6 +98,7 @@ func (m *memTier) touch(rawKey string, now time.Time) (*node, bool) {
 // put stores a copy of val under the caller's key rawKey, hashed key, until deadline and reports
 // how many entries were evicted to make room for it.
 func (m *memTier) put(rawKey, key string, val []byte, deadline time.Time, rowExpiry int64, digest [sha256.Size]byte, decoded any) (evicted int) {
+	m.dead.remove(key)
 	if n, ok := m.index[key]; ok {
 		n.deadline, n.rowExpiry, n.digest, n.decoded = deadline, rowExpiry, digest, decoded
 		m.unlink(n)
@@ -115,8 +126,14 @@ func (m *memTier) lookup(key string) (*node, bool) {
 	return n, ok
 }
 
-// remove drops hashed key and reports whether it was present.
+// remove drops hashed key, its value or its dead entry, and reports whether a value was present.
 func (m *memTier) remove(key string) bool {
+	m.dead.remove(key)
+	return m.removeValue(key)
+}
+
+// removeValue drops the value of hashed key and reports whether it was present.
+func (m *memTier) removeValue(key string) bool {
 	n, ok := m.index[key]
 	if !ok {
 		return false
@@ -128,8 +145,10 @@ func (m *memTier) remove(key string) bool {
 	return true
 }
 
-// sweep removes every entry expired at now and returns how many it removed.
+// sweep removes every entry expired at now, dead entries too, and returns how many values it
+// removed.
 func (m *memTier) sweep(now time.Time) int {
+	m.dead.sweep(now)
 	removed := 0
 	for key, n := range m.index {
 		if !now.Before(n.deadline) {
@@ -140,8 +159,9 @@ func (m *memTier) sweep(now time.Time) int {
 	return removed
 }
 
-// clear drops every entry.
+// clear drops every entry, dead entries too.
 func (m *memTier) clear() {
+	m.dead.clear()
 	clear(m.index)
 	clear(m.byKey)
 	m.head.next, m.head.prev = &m.head, &m.head
@@ -164,4 +184,106 @@ func (m *memTier) pushFront(n *node) {
 	n.next = m.head.next
 	m.head.next.prev = n
 	m.head.next = n
+}
+
+// deadSet is an LRU of at most cap keys known to have no live row, each forgotten at its
+// deadline. Its methods do nothing on a nil *deadSet (the dead set is off).
+type deadSet struct {
+	cap    int
+	order  *list.List               // of *deadEntry; front: the most recently asked for
+	byHash map[string]*list.Element // by hashed key
+	byKey  map[string]*list.Element // by the caller's key
+}
+
+type deadEntry struct {
+	key, rawKey string // hashed, and as the caller gave it
+	deadline    time.Time
+}
+
+func newDeadSet(capacity int) *deadSet {
+	return &deadSet{cap: capacity, order: list.New(), byHash: map[string]*list.Element{}, byKey: map[string]*list.Element{}}
+}
+
+// has reports whether the caller's key is dead at now, and marks it most recently asked for. An
+// entry past its deadline is removed.
+func (d *deadSet) has(rawKey string, now time.Time) bool {
+	if d == nil {
+		return false
+	}
+	el, ok := d.byKey[rawKey]
+	if !ok {
+		return false
+	}
+	if !now.Before(el.Value.(*deadEntry).deadline) {
+		d.removeElement(el)
+		return false
+	}
+	d.order.MoveToFront(el)
+	return true
+}
+
+// put remembers the caller's key rawKey, hashed key, as dead until deadline, forgetting the
+// least recently asked for key when full.
+func (d *deadSet) put(rawKey, key string, deadline time.Time) {
+	if d == nil {
+		return
+	}
+	if el, ok := d.byHash[key]; ok {
+		el.Value.(*deadEntry).deadline = deadline
+		d.order.MoveToFront(el)
+		return
+	}
+	for d.order.Len() >= d.cap {
+		d.removeElement(d.order.Back())
+	}
+	e := &deadEntry{key: key, rawKey: strings.Clone(rawKey), deadline: deadline}
+	el := d.order.PushFront(e)
+	d.byHash[key] = el
+	d.byKey[e.rawKey] = el
+}
+
+// remove forgets hashed key.
+func (d *deadSet) remove(key string) {
+	if d == nil {
+		return
+	}
+	if el, ok := d.byHash[key]; ok {
+		d.removeElement(el)
+	}
+}
+
+func (d *deadSet) removeElement(el *list.Element) {
+	e := d.order.Remove(el).(*deadEntry)
+	delete(d.byHash, e.key)
+	delete(d.byKey, e.rawKey)
+}
+
+// sweep forgets every key past its deadline at now.
+func (d *deadSet) sweep(now time.Time) {
+	if d == nil {
+		return
+	}
+	for el := d.order.Front(); el != nil; {
+		next := el.Next()
+		if !now.Before(el.Value.(*deadEntry).deadline) {
+			d.removeElement(el)
+		}
+		el = next
+	}
+}
+
+func (d *deadSet) clear() {
+	if d == nil {
+		return
+	}
+	d.order.Init()
+	clear(d.byHash)
+	clear(d.byKey)
+}
+
+func (d *deadSet) len() int {
+	if d == nil {
+		return 0
+	}
+	return d.order.Len()
 }

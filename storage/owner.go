@@ -73,8 +73,8 @@ func (s *Store) DeleteHandle(ctx context.Context, owner, handle, key string) (de
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
 	var h string
-	err = s.pool.QueryRow(ctx, "DELETE FROM "+Table+" WHERE owner = $1 AND handle = $2 AND (e = 0 OR e > $3) RETURNING k",
-		owner, handle, s.cfg.Now().Unix()).Scan(&h)
+	err = s.pool.QueryRow(ctx, "DELETE FROM "+Table+" WHERE owner = $1 AND handle = $2 AND (e = 0 OR e > $3)"+
+		tombstoneRule(s.cfg.Tombstones)+" RETURNING k", owner, handle, s.cfg.Now().Unix()).Scan(&h)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, false, nil
 	}
@@ -99,7 +99,7 @@ func (s *Store) DeleteOwner(ctx context.Context, owner string) (int, error) {
 	}
 	ctx, cancel := s.callContext(ctx)
 	defer cancel()
-	keys, err := deleteOwner(ctx, s.pool, owner)
+	keys, err := deleteOwner(ctx, s.pool, owner, s.cfg.Tombstones)
 	s.mu.Lock()
 	for _, h := range keys {
 		s.invalidateLocked(h)
@@ -109,16 +109,16 @@ func (s *Store) DeleteOwner(ctx context.Context, owner string) (int, error) {
 	return len(keys), err
 }
 
-// DeleteOwner deletes every session filed under owner in the database behind db. Running stores
-// drop their copies when notified. It is for tools that run without a Store, such as a
-// password change from the command line.
+// DeleteOwner deletes every session filed under owner in the database behind db, leaving
+// tombstones. Running stores drop their copies when notified. It is for tools that run without
+// a Store, such as a password change from the command line.
 func DeleteOwner(ctx context.Context, db *pgxpool.Pool, owner string) (int, error) {
-	keys, err := deleteOwner(ctx, db, owner)
+	keys, err := deleteOwner(ctx, db, owner, true)
 	return len(keys), err
 }
 
-func deleteOwner(ctx context.Context, db *pgxpool.Pool, owner string) ([]string, error) {
-	rows, err := db.Query(ctx, "DELETE FROM "+Table+" WHERE owner = $1 RETURNING k", owner)
+func deleteOwner(ctx context.Context, db *pgxpool.Pool, owner string, tombstones bool) ([]string, error) {
+	rows, err := db.Query(ctx, "DELETE FROM "+Table+" WHERE owner = $1"+tombstoneRule(tombstones)+" RETURNING k", owner)
 	if err != nil {
 		return nil, fmt.Errorf("storage: delete owner: %w", err)
 	}

@@ -58,6 +58,20 @@ func newPGTier(pool *pgxpool.Pool, tombstones bool) *pgTier {
 	return &pgTier{pool: pool, query: "SELECT v, e FROM " + Table + " WHERE k = $1", tombstones: tombstones}
 }
 
+// noTombstones, as a condition of a statement's WHERE, sets sessions.tombstones = off until the
+// end of the statement's transaction, before the statement writes or deletes a row: the
+// migration's triggers then neither leave a tombstone nor refuse a write because of one. It is
+// how a store with Config.Tombstones off, and the sweep of expired rows, talk to them.
+const noTombstones = "set_config('sessions.tombstones', 'off', true) = 'off'"
+
+// tombstoneRule returns " AND noTombstones" without tombstones, "" with them.
+func tombstoneRule(tombstones bool) string {
+	if tombstones {
+		return ""
+	}
+	return " AND " + noTombstones
+}
+
 func (t *pgTier) get(ctx context.Context, key string) ([]byte, int64, error) {
 	var (
 		v []byte
@@ -77,8 +91,9 @@ func (t *pgTier) get(ctx context.Context, key string) ([]byte, int64, error) {
 }
 
 func (t *pgTier) set(ctx context.Context, key string, val []byte, e int64, owner string) error {
-	_, err := t.pool.Exec(ctx, "INSERT INTO "+Table+" (k, v, e, owner) VALUES ($1, $2, $3, NULLIF($4, '')) "+
-		"ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, e = EXCLUDED.e, owner = EXCLUDED.owner", key, val, e, owner)
+	_, err := t.pool.Exec(ctx, "INSERT INTO "+Table+" (k, v, e, owner) "+
+		"SELECT $1::text, $2::bytea, $3::bigint, NULLIF($4::text, '') WHERE true"+tombstoneRule(t.tombstones)+
+		" ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, e = EXCLUDED.e, owner = EXCLUDED.owner", key, val, e, owner)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == sqlStateDeleted {
 		return ErrDeleted
@@ -122,17 +137,10 @@ func (t *pgTier) touch(ctx context.Context, key string, e, now int64) ([]byte, i
 	return nil, 0, fmt.Errorf("the row of the key changed %d times while it was being touched", touchAttempts)
 }
 
-// delete deletes key's row; the trigger leaves its tombstone, which goes too, in the same
-// implicit transaction, when tombstones are off.
+// delete deletes key's row; the trigger leaves its tombstone unless tombstones are off.
 func (t *pgTier) delete(ctx context.Context, key string) error {
-	if t.tombstones {
-		_, err := t.pool.Exec(ctx, "DELETE FROM "+Table+" WHERE k = $1", key)
-		return err
-	}
-	b := &pgx.Batch{}
-	b.Queue("DELETE FROM "+Table+" WHERE k = $1", key)
-	b.Queue("DELETE FROM session_tombstones WHERE k = $1", key)
-	return t.pool.SendBatch(ctx, b).Close()
+	_, err := t.pool.Exec(ctx, "DELETE FROM "+Table+" WHERE k = $1"+tombstoneRule(t.tombstones), key)
+	return err
 }
 
 func (t *pgTier) reset(ctx context.Context) error {
@@ -146,20 +154,22 @@ func (t *pgTier) reset(ctx context.Context) error {
 	return t.pool.SendBatch(ctx, b).Close()
 }
 
-// sweep deletes expired rows (which leave no tombstone) and tombstones whose session would have
-// expired by now, in one round trip.
+// sweep deletes rows expired at now (the store's clock), which need no tombstone, and the
+// tombstones of rows that would have expired by now, in one round trip. It is the only thing
+// that removes a tombstone: until it does, the tombstone refuses every write of its key.
 func (t *pgTier) sweep(ctx context.Context, now time.Time) error {
 	b := &pgx.Batch{}
-	b.Queue("DELETE FROM "+Table+" WHERE e <= $1 AND e != 0", now.Unix())
+	b.Queue("DELETE FROM "+Table+" WHERE e <= $1 AND e != 0 AND "+noTombstones, now.Unix())
 	b.Queue("DELETE FROM session_tombstones WHERE e <= $1", now.Unix())
 	return t.pool.SendBatch(ctx, b).Close()
 }
 
 // checkSchema makes sure the migrations' table, triggers and columns are in place: without the
 // triggers deleted sessions could come back and go unnoticed by other instances; without the
-// columns every write with an owner would fail.
+// columns every write with an owner would fail; with tombstone functions that ignore the
+// sessions.tombstones setting (an older schema), tombstones would ignore Config.Tombstones.
 func checkSchema(ctx context.Context, db *pgxpool.Pool) error {
-	var triggers, columns int
+	var triggers, columns, functions int
 	err := db.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM pg_trigger
 		  WHERE tgrelid = to_regclass($1)
@@ -168,12 +178,15 @@ func checkSchema(ctx context.Context, db *pgxpool.Pool) error {
 			'sessions_notify', 'sessions_notify_truncate')),
 		(SELECT count(*) FROM pg_attribute
 		  WHERE attrelid = to_regclass($1) AND NOT attisdropped
-		    AND attname IN ('owner', 'handle'))`,
-		Table).Scan(&triggers, &columns)
+		    AND attname IN ('owner', 'handle')),
+		(SELECT count(*) FROM pg_proc
+		  WHERE proname IN ('sessions_refuse_deleted', 'sessions_tombstone', 'sessions_tombstone_all')
+		    AND prosrc LIKE '%sessions.tombstones%')`,
+		Table).Scan(&triggers, &columns, &functions)
 	if err != nil {
 		return fmt.Errorf("storage: check schema: %w", err)
 	}
-	if triggers != 6 || columns != 2 {
+	if triggers != 6 || columns != 2 || functions != 3 {
 		return errors.New("storage: table " + Table + " is missing or not migrated: apply the migrations first (migrate up)")
 	}
 	return nil

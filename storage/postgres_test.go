@@ -3,11 +3,14 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -835,5 +838,235 @@ func TestPostgresTouchWaitingOnAConcurrentChange(t *testing.T) {
 				t.Errorf("%s: the copy after the Touch expires %v, %v; want the row's %d", tc.name, exp, err, rowE)
 			}
 		}
+	}
+}
+
+// TestPostgresReadOutlivingItsCallerKeepsTheCallersKey: a Get whose context ends mid-read, and
+// whose key's buffer is then reused, must not file the row it read under the buffer's new bytes.
+func TestPostgresReadOutlivingItsCallerKeepsTheCallersKey(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	writer := newPGStore(t, pool, nil)
+	mustSet(t, writer, "session-A", "A's value", time.Hour)
+	s := newPGStore(t, pool, nil)
+	reached, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	s.setHook(func(point, _ string) {
+		if point == "load:before" {
+			once.Do(func() { close(reached); <-release })
+		}
+	})
+	buf := []byte("session-A")
+	key := unsafe.String(&buf[0], len(buf)) // as Fiber hands it: pointing into its buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := s.GetWithContext(ctx, key); done <- err }()
+	<-reached
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Get whose context ended mid-read: got %v, want context.Canceled", err)
+	}
+	copy(buf, "session-B") // the buffer now serves the next request
+	close(release)
+	eventually(t, 10*time.Second, "the read finishes", func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.flights) == 0 })
+	wantValue(t, mustGet(t, s, "session-B"), "")
+	wantValue(t, mustGet(t, s, "session-A"), "A's value")
+}
+
+// TestPostgresStampedeIsOneQueryEveryTime: 100 concurrent Gets of a cold key make exactly one
+// SELECT, in each of 200 runs; the notification of the key's write reaches the reader at any
+// point of the run, mid-read included.
+func TestPostgresStampedeIsOneQueryEveryTime(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	var c pgtest.Counter
+	writer := newPGStore(t, pgtest.Pool(t, dbURL), nil)
+	s := newPGStore(t, pgtest.PoolWithCounter(t, dbURL, &c), nil)
+	const runs, n = 200, 100
+	var bad []string
+	for run := range runs {
+		key := "cold-" + strconv.Itoa(run)
+		mustSet(t, writer, key, "v", time.Hour)
+		_, before := c.Count("SELECT v, e")
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				<-start
+				if v, err := s.Get(key); err != nil || string(v) != "v" {
+					t.Errorf("run %d: got %q, %v; want \"v\"", run, v, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if _, after := c.Count("SELECT v, e"); after-before != 1 {
+			bad = append(bad, fmt.Sprintf("run %d: %d", run, after-before))
+		}
+	}
+	t.Logf("%d concurrent cold Gets: exactly 1 SELECT in %d of %d runs", n, runs-len(bad), runs)
+	if len(bad) > 0 {
+		t.Fatalf("%d of %d runs of %d concurrent Gets did not make exactly 1 SELECT: %v", len(bad), runs, n, bad)
+	}
+}
+
+// TestPostgresDeleteRefusesLateSaveWhateverTheClocks: with the store's clock far behind or ahead
+// of the database's, a Delete still refuses a later save, until the row's own expiry as the store
+// counts it; then the sweep, on the store's clock, removes the tombstone.
+func TestPostgresDeleteRefusesLateSaveWhateverTheClocks(t *testing.T) {
+	t.Parallel()
+	for _, skew := range []time.Duration{-48 * time.Hour, 48 * time.Hour} {
+		t.Run("store clock "+skew.String(), func(t *testing.T) {
+			t.Parallel()
+			pool, _ := pgtest.NewPool(t)
+			clock := &fakeClock{t: time.Now().Add(skew)}
+			s := newPGStore(t, pool, func(c *Config) { c.Now, c.SweepInterval = clock.Now, time.Hour })
+			mustSet(t, s, "s", "logged in", time.Hour)
+			loaded := mustGet(t, s, "s")
+			if err := s.Delete("s"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Set("s", loaded, time.Hour); !errors.Is(err, ErrDeleted) {
+				t.Fatalf("late save after Delete: got %v, want ErrDeleted", err)
+			}
+			if n := pgtest.Count(t, pool, "SELECT count(*) FROM sessions"); n != 0 {
+				t.Fatal("a late save re-created the deleted session")
+			}
+			s.flushAll()
+			wantValue(t, mustGet(t, s, "s"), "")
+
+			clock.Add(time.Hour - time.Second)
+			if err := s.tier.sweep(context.Background(), clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if n := pgtest.Count(t, pool, "SELECT count(*) FROM session_tombstones"); n != 1 {
+				t.Fatalf("got %d tombstones before the row's expiry, want 1", n)
+			}
+			clock.Add(time.Second)
+			if err := s.tier.sweep(context.Background(), clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if n := pgtest.Count(t, pool, "SELECT count(*) FROM session_tombstones"); n != 0 {
+				t.Fatalf("got %d tombstones at the row's expiry on the store's clock, want 0", n)
+			}
+		})
+	}
+}
+
+// TestPostgresTombstonesOffForEveryDelete: without tombstones, a key deleted by any path
+// (DeleteOwner, DeleteHandle, a DELETE in SQL) may be set again at once.
+func TestPostgresTombstonesOffForEveryDelete(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	s := newPGStore(t, pool, func(c *Config) { c.Tombstones = false; ownedValues(c) })
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		del  func(owner, key string)
+	}{
+		{"DeleteOwner", func(owner, _ string) {
+			if n, err := s.DeleteOwner(ctx, owner); err != nil || n != 1 {
+				t.Fatalf("DeleteOwner: got %d, %v; want 1 deleted", n, err)
+			}
+		}},
+		{"DeleteHandle", func(owner, key string) {
+			got, err := s.Owned(ctx, owner, key)
+			if err != nil || len(got) != 1 {
+				t.Fatalf("Owned: got %d rows, %v; want 1", len(got), err)
+			}
+			if deleted, _, err := s.DeleteHandle(ctx, owner, got[0].Handle, key); err != nil || !deleted {
+				t.Fatalf("DeleteHandle: got %v, %v; want deleted", deleted, err)
+			}
+		}},
+		{"SQL", func(_, key string) {
+			pgtest.Exec(t, pool, "DELETE FROM sessions WHERE k = $1", hashKey(key))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key, owner := "k-"+tc.name, "user-"+tc.name
+			mustSet(t, s, key, owner+" first", time.Hour)
+			tc.del(owner, key)
+			// A DELETE in SQL leaves its tombstone (the trigger cannot know), which this store
+			// ignores; its own deletes leave none.
+			if n := pgtest.Count(t, pool, "SELECT count(*) FROM session_tombstones WHERE k = $1", hashKey(key)); n != 0 && tc.name != "SQL" {
+				t.Errorf("%s left %d tombstones with tombstones off, want 0", tc.name, n)
+			}
+			if err := s.Set(key, []byte(owner+" again"), time.Hour); err != nil {
+				t.Fatalf("Set after %s: got %v, want nil", tc.name, err)
+			}
+			wantValue(t, mustGet(t, s, key), owner+" again")
+		})
+	}
+}
+
+// TestPostgresDeadKeyCostsOneRead: a session deleted on another instance, asked for 500 times,
+// costs this instance one SELECT; a late save of it is still refused and costs no more reads.
+func TestPostgresDeadKeyCostsOneRead(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	var c pgtest.Counter
+	a := newPGStore(t, pgtest.Pool(t, dbURL), nil)
+	b := newPGStore(t, pgtest.PoolWithCounter(t, dbURL, &c), nil)
+	var heard atomic.Int64 // notifications about s that B has applied
+	b.setHook(func(point, k string) {
+		if point == "notified" && k == hashKey("s") {
+			heard.Add(1)
+		}
+	})
+	mustSet(t, a, "s", "logged in", time.Hour)
+	eventually(t, 10*time.Second, "B hears the write", func() bool { return heard.Load() == 1 })
+	wantValue(t, mustGet(t, b, "s"), "logged in") // B serves the session from memory
+	if err := a.Delete("s"); err != nil {         // the user logs out on A
+		t.Fatal(err)
+	}
+	// A notification of the session's last write, arriving after B's first read of the dead
+	// key, would make B forget it and read once more.
+	eventually(t, 10*time.Second, "B hears the delete", func() bool { return heard.Load() == 2 })
+	_, before := c.Count("SELECT v, e")
+	for range 500 {
+		wantValue(t, mustGet(t, b, "s"), "")
+	}
+	_, after := c.Count("SELECT v, e")
+	t.Logf("500 Gets of a session deleted on another instance: %d SELECTs", after-before)
+	if after-before != 1 {
+		t.Fatalf("got %d SELECTs for 500 Gets of a deleted session, want 1", after-before)
+	}
+	if err := b.Set("s", []byte("late"), time.Hour); !errors.Is(err, ErrDeleted) {
+		t.Fatalf("late save of a dead key: got %v, want ErrDeleted", err)
+	}
+	wantValue(t, mustGet(t, b, "s"), "")
+	if _, after := c.Count("SELECT v, e"); after-before != 1 {
+		t.Fatalf("got %d SELECTs after a refused save, want still 1", after-before)
+	}
+
+	// A key never written that another instance then creates is served once its notification
+	// arrives.
+	wantValue(t, mustGet(t, b, "new"), "")
+	created := notified(b, "new")
+	mustSet(t, a, "new", "v", time.Hour)
+	<-created
+	wantValue(t, mustGet(t, b, "new"), "v")
+}
+
+// TestPostgresNewRefusesTheOldTombstoneTrigger: a database whose tombstone trigger ignores the
+// sessions.tombstones setting (an older schema, which also judged tombstones by the database's
+// clock) is refused.
+func TestPostgresNewRefusesTheOldTombstoneTrigger(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewPool(t)
+	if _, err := pool.Exec(context.Background(), `
+		CREATE OR REPLACE FUNCTION sessions_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF OLD.e = 0 OR OLD.e > floor(extract(epoch FROM clock_timestamp()))::bigint THEN
+				INSERT INTO session_tombstones (k, e) VALUES (OLD.k, OLD.e)
+				ON CONFLICT (k) DO UPDATE SET e = greatest(session_tombstones.e, EXCLUDED.e);
+			END IF;
+			RETURN NULL;
+		END $$`); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := New(context.Background(), pool, DefaultConfig()); err == nil {
+		s.Close()
+		t.Fatal("New succeeded with the previous tombstone triggers")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -24,26 +25,35 @@ func (s *Store) GetWithContext(ctx context.Context, key string) ([]byte, error) 
 // get is GetWithContext that also returns the row's expiry in unix seconds (0: none).
 func (s *Store) get(ctx context.Context, key string) ([]byte, int64, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, 0, err
+		return nil, 0, s.refuse(err)
 	}
 	if key == "" {
-		return nil, 0, nil
+		return nil, 0, s.refuse(nil)
 	}
-	now := s.cfg.Now()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil, 0, ErrClosed
 	}
-	if s.mem != nil && s.servingLocked() {
-		if v, e, ok := s.mem.get(key, now); ok {
-			s.mu.Unlock()
-			s.stats.hits.Add(1)
-			return v, e, nil
-		}
+	if v, e, ok := s.cachedLocked(key, s.cfg.Now()); ok {
+		s.mu.Unlock()
+		s.stats.hits.Add(1)
+		return v, e, nil
 	}
 	s.mu.Unlock()
 	return s.miss(ctx, key)
+}
+
+// cachedLocked answers the caller's key from memory if memory may serve and knows it: a copy of
+// its value with the row's expiry, or nil for a key remembered as dead.
+func (s *Store) cachedLocked(key string, now time.Time) (val []byte, e int64, ok bool) {
+	if s.mem == nil || !s.servingLocked() {
+		return nil, 0, false
+	}
+	if v, e, ok := s.mem.get(key, now); ok {
+		return v, e, true
+	}
+	return nil, 0, s.mem.dead.has(key, now)
 }
 
 // GetDecoded returns Config.Decode of key's value and the expiry of its row (the zero Time for
@@ -55,13 +65,13 @@ func (s *Store) get(ctx context.Context, key string) ([]byte, int64, error) {
 // an error; a context already ended returns its error.
 func (s *Store) GetDecoded(ctx context.Context, key string) (any, time.Time, error) {
 	if s.cfg.Decode == nil {
-		return nil, time.Time{}, errors.New("storage: GetDecoded needs Config.Decode")
+		return nil, time.Time{}, s.refuse(errors.New("storage: GetDecoded needs Config.Decode"))
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, time.Time{}, err
+		return nil, time.Time{}, s.refuse(err)
 	}
 	if key == "" {
-		return nil, time.Time{}, nil
+		return nil, time.Time{}, s.refuse(nil)
 	}
 	now := s.cfg.Now()
 	s.mu.Lock()
@@ -107,45 +117,81 @@ func unixTime(e int64) time.Time {
 	return time.Unix(e, 0)
 }
 
-// miss reads key from Postgres, joining the read already in flight for it if there is one.
+// miss reads key from Postgres, joining the read already in flight for it if there is one, and
+// checking memory once more first: a read may have filled it since get looked.
+//
+// A Get waits for the first read in flight that can answer it: one that began after everything
+// this Get could have heard of the key, or one that returns the row the notifications heard
+// since the read began announce (a notification detaches no read; any other event does, see
+// bumpLocked). Otherwise it reads again, once: a read that begins after it joined always
+// answers.
 func (s *Store) miss(ctx context.Context, key string) ([]byte, int64, error) {
 	h := hashKey(key)
-	s.mu.Lock()
-	if s.closed {
+	s.callHook("miss", h)
+	var (
+		joined bool
+		need   uint64    // the key's gen when this Get first joined a read
+		want   *rowState // the row announced then since that read began; nil: none
+	)
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, 0, ErrClosed
+		}
+		if v, e, ok := s.cachedLocked(key, s.cfg.Now()); ok {
+			s.mu.Unlock()
+			s.stats.hits.Add(1)
+			return v, e, nil
+		}
+		if !joined {
+			s.stats.misses.Add(1)
+		}
+		f := s.acquireLocked(h)
+		ld := f.load
+		if ld == nil {
+			ld = &load{done: make(chan struct{}), since: f.gen}
+			f.load = ld
+			f.refs++ // the loader's own reference
+			s.wg.Add(1)
+			// The caller's key may point into a buffer Fiber reuses once the caller has gone;
+			// the loader outlives it when the caller's context ends first.
+			go s.loadKey(context.WithoutCancel(ctx), strings.Clone(key), h, f, ld, s.epoch)
+		}
+		switch {
+		case !joined:
+			joined, need = true, f.gen
+			if ld.since != f.gen {
+				want = f.announced
+			}
+		case ld.since >= need: // began after this Get first joined: always answers
+			want = nil
+		}
 		s.mu.Unlock()
-		return nil, 0, ErrClosed
-	}
-	s.stats.misses.Add(1)
-	f := s.acquireLocked(h)
-	ld := f.load
-	if ld == nil {
-		ld = &load{done: make(chan struct{})}
-		f.load = ld
-		f.refs++ // the loader's own reference
-		since, epoch := f.gen, s.epoch
-		s.wg.Add(1)
-		go s.loadKey(context.WithoutCancel(ctx), key, h, f, ld, since, epoch)
-	}
-	s.mu.Unlock()
 
-	defer s.release(h, f)
-	select {
-	case <-ld.done:
+		select {
+		case <-ld.done:
+		case <-ctx.Done():
+			s.release(h, f)
+			return nil, 0, ctx.Err()
+		}
+		s.release(h, f)
 		if ld.err != nil {
 			return nil, 0, ld.err
+		}
+		if want != nil && (ld.val == nil || ld.row.digest != want.digest) {
+			continue // the read began before a newer row was announced
 		}
 		if ld.val == nil {
 			return nil, 0, nil
 		}
-		return append([]byte(nil), ld.val...), ld.e, nil
-	case <-ctx.Done():
-		return nil, 0, ctx.Err()
+		return append([]byte(nil), ld.val...), ld.row.e, nil
 	}
 }
 
-// loadKey reads key from Postgres for every Get waiting on ld, and fills memory if the fill
-// rule (mayFillLocked) allows it.
-func (s *Store) loadKey(parent context.Context, key, h string, f *flight, ld *load, since, epoch uint64) {
+// loadKey reads key from Postgres for every Get waiting on ld, and fills memory with the row, or
+// the dead set with its absence, if the fill rule (mayFillLocked) allows it.
+func (s *Store) loadKey(parent context.Context, key, h string, f *flight, ld *load, epoch uint64) {
 	defer s.wg.Done()
 	ctx, cancel := s.callContext(parent)
 	defer cancel()
@@ -162,7 +208,7 @@ func (s *Store) loadKey(parent context.Context, key, h string, f *flight, ld *lo
 		err = fmt.Errorf("storage: get: %w", err)
 	}
 
-	var row rowState
+	var row rowState // the zero rowState stands for no row
 	if val != nil {
 		row = rowState{digest: sha256.Sum256(val), e: e} // outside the lock
 	}
@@ -172,10 +218,14 @@ func (s *Store) loadKey(parent context.Context, key, h string, f *flight, ld *lo
 	if f.load == ld {
 		f.load = nil
 	}
-	if val != nil && s.mayFillLocked(f, since, epoch, row, now) {
-		s.fillLocked(key, h, val, row, nil, now)
+	if err == nil && s.mayFillLocked(f, ld.since, epoch, row, now) {
+		if val != nil {
+			s.fillLocked(key, h, val, row, nil, now)
+		} else {
+			s.mem.dead.put(key, h, now.Add(s.cfg.MaxAge))
+		}
 	}
-	ld.val, ld.e, ld.err = val, e, err
+	ld.val, ld.row, ld.err = val, row, err
 	close(ld.done)
 	s.releaseLocked(h, f)
 }

@@ -2,7 +2,7 @@ package storage
 
 import "sync/atomic"
 
-// Stats is a snapshot of a Store's counters, for metrics. Counters only grow; Entries is the
+// Stats is a snapshot of a Store's counters, for monitoring. Counters only grow; Entries is the
 // number of entries in memory at the time of the snapshot.
 type Stats struct {
 	Hits          uint64 // Gets answered from memory

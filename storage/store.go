@@ -143,7 +143,11 @@ func newStore(t tier, pool *pgxpool.Pool, cfg Config, coherent bool) *Store {
 	}
 	s.life, s.end = context.WithCancel(context.Background())
 	if cfg.Capacity > 0 {
-		s.mem = newMemTier(cfg.Capacity)
+		dead := 0
+		if cfg.Tombstones {
+			dead = cfg.DeadCapacity
+		}
+		s.mem = newMemTier(cfg.Capacity, dead)
 	}
 	s.wg.Add(1)
 	go s.sweeper()
@@ -184,6 +188,15 @@ func (s *Store) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closed
+}
+
+// refuse is what a call that stops before reaching either tier returns: ErrClosed after Close,
+// whatever its input, and err (nil for input that is ignored) otherwise.
+func (s *Store) refuse(err error) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	return err
 }
 
 // hashKey returns the form of key that leaves the process: hex SHA-256.

@@ -1052,3 +1052,194 @@ func TestConfigOwnerNeedsDecode(t *testing.T) {
 		t.Fatalf("validate: got %v, want an error naming Owner and Decode", err)
 	}
 }
+
+// pausedLoad makes the next read of the tier stop before it reads the row, and returns a channel
+// closed once it has stopped and a function that lets it go on.
+func pausedLoad(ft *fakeTier) (reached <-chan struct{}, release func()) {
+	r, rel := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	ft.beforeGet = func(context.Context, string) error {
+		once.Do(func() { close(r); <-rel })
+		return nil
+	}
+	return r, func() { close(rel) }
+}
+
+// waitIdle waits until no operation is in flight on any key.
+func waitIdle(t *testing.T, s *Store) {
+	t.Helper()
+	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.flights) == 0 })
+}
+
+// TestReadOutlivingItsCallerKeepsTheCallersKey: a Get whose context ends while its read is in
+// flight returns at once; the read goes on and fills memory afterwards, when Fiber has already
+// reused the key's buffer for another request. The entry must be filed under the key that was
+// read, not under whatever the buffer holds by then.
+func TestReadOutlivingItsCallerKeepsTheCallersKey(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	ft.put(hashKey("session-A"), []byte("A's value"), clock.Now().Unix()+100)
+	reached, release := pausedLoad(ft)
+	buf := []byte("session-A")
+	key := unsafe.String(&buf[0], len(buf)) // as Fiber hands it: pointing into its buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := s.GetWithContext(ctx, key); done <- err }()
+	<-reached
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Get whose context ended mid-read: got %v, want context.Canceled", err)
+	}
+	copy(buf, "session-B") // the buffer now serves the next request
+	release()
+	waitIdle(t, s)
+	wantValue(t, mustGet(t, s, "session-B"), "")
+	wantValue(t, mustGet(t, s, "session-A"), "A's value")
+	assertIndexMatchesMemory(t, s)
+}
+
+// TestMissAfterAFinishedReadChecksMemoryAgain: a Get that found nothing in memory and reaches the
+// read after another Get's read has filled memory takes the value from memory, not from a second
+// read.
+func TestMissAfterAFinishedReadChecksMemoryAgain(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	ft.put(hashKey("a"), []byte("v"), clock.Now().Unix()+100)
+	missed, proceed := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	s.setHook(func(point, _ string) {
+		if point == "miss" && first.CompareAndSwap(false, true) {
+			close(missed)
+			<-proceed
+		}
+	})
+	got := make(chan []byte, 1)
+	go func() { v, _ := s.Get("a"); got <- v }()
+	<-missed                              // the first Get missed memory and stands before its read
+	wantValue(t, mustGet(t, s, "a"), "v") // a second Get reads and fills memory
+	close(proceed)
+	wantValue(t, <-got, "v")
+	if n := ft.gets.Load(); n != 1 {
+		t.Fatalf("got %d tier reads, want 1: the first Get should have found the value in memory", n)
+	}
+}
+
+// stampede starts n Gets of key, waits until every one has joined the read in flight, and
+// returns a function that waits for them and returns their values.
+func stampede(t *testing.T, s *Store, key string, n int) (wait func() []string) {
+	t.Helper()
+	misses := s.Stats().Misses
+	got := make(chan string, n)
+	for range n {
+		go func() {
+			v, err := s.Get(key)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- string(v)
+		}()
+	}
+	waitFor(t, func() bool { return s.Stats().Misses == misses+uint64(n) })
+	return func() []string {
+		var vals []string
+		for range n {
+			vals = append(vals, <-got)
+		}
+		return vals
+	}
+}
+
+// TestNotificationOfTheRowDuringAStampedeIsOneRead: the notification of the very row a read
+// returns, arriving while the read is in flight, must not make later Gets start a read of their
+// own: they join the one in flight and take its value.
+func TestNotificationOfTheRowDuringAStampedeIsOneRead(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	h, e := hashKey("a"), clock.Now().Unix()+100
+	ft.put(h, []byte("v"), e)
+	reached, release := pausedLoad(ft)
+	first := stampede(t, s, "a", 50)
+	<-reached
+	s.apply(updatePayload(h, "v", e)) // the write's notification arrives mid-read
+	second := stampede(t, s, "a", 50)
+	release()
+	for _, v := range append(first(), second()...) {
+		if v != "v" {
+			t.Fatalf("got %q, want %q", v, "v")
+		}
+	}
+	if n := ft.gets.Load(); n != 1 {
+		t.Fatalf("got %d tier reads for 100 concurrent Gets, want 1", n)
+	}
+	if !inMemory(s, "a") {
+		t.Fatal("the read of the notified row did not fill memory")
+	}
+}
+
+// TestNotificationOfAnotherRowDuringAStampedeIsSeen: Gets that start after the notification of
+// a newer row must return it, even when a read that began before it is still in flight and
+// returns the older one.
+func TestNotificationOfAnotherRowDuringAStampedeIsSeen(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	h, e := hashKey("a"), clock.Now().Unix()+100
+	ft.put(h, []byte("old"), e)
+	read, proceed := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	ft.afterGet = func(string) { once.Do(func() { close(read); <-proceed }) }
+	first := stampede(t, s, "a", 20)
+	<-read // the read holds "old"
+	ft.put(h, []byte("new"), e)
+	s.apply(updatePayload(h, "new", e))
+	second := stampede(t, s, "a", 20)
+	close(proceed)
+	for _, v := range first() {
+		if v != "old" && v != "new" {
+			t.Fatalf("a Get concurrent with the write got %q, want old or new", v)
+		}
+	}
+	for _, v := range second() {
+		if v != "new" {
+			t.Fatalf("a Get that began after the notification got %q, want new", v)
+		}
+	}
+	wantValue(t, mustGet(t, s, "a"), "new")
+}
+
+// TestClosedStoreRefusesEveryCall: after Close, every call returns ErrClosed, including those
+// whose input would otherwise be ignored or refused.
+func TestClosedStoreRefusesEveryCall(t *testing.T) {
+	s, _, clock := newTestStore(t, 10)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"Get empty key", func() error { _, err := s.Get(""); return err }},
+		{"GetWithContext ended context", func() error { _, err := s.GetWithContext(ended, "a"); return err }},
+		{"GetDecoded without Decode", func() error { _, _, err := s.GetDecoded(ctx, "a"); return err }},
+		{"Set empty key", func() error { return s.Set("", []byte("v"), 0) }},
+		{"Set nil value", func() error { return s.Set("a", nil, 0) }},
+		{"Set negative expiry", func() error { return s.Set("a", []byte("v"), -time.Second) }},
+		{"SetWithContext ended context", func() error { return s.SetWithContext(ended, "", nil, 0) }},
+		{"Delete empty key", func() error { return s.Delete("") }},
+		{"Touch empty key", func() error { return s.Touch(ctx, "", clock.Now().Add(time.Hour)) }},
+		{"Touch past expiry", func() error { return s.Touch(ctx, "a", clock.Now().Add(-time.Hour)) }},
+		{"Touch ended context", func() error { return s.Touch(ended, "a", clock.Now().Add(time.Hour)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.call(); !errors.Is(err, ErrClosed) {
+				t.Fatalf("got %v, want ErrClosed", err)
+			}
+		})
+	}
+	s.cfg.Decode = func([]byte) (any, error) { return nil, errBoom }
+	s.cfg.Owner = func(any) string { return "" }
+	if _, _, err := s.GetDecoded(ctx, ""); !errors.Is(err, ErrClosed) {
+		t.Errorf("GetDecoded empty key: got %v, want ErrClosed", err)
+	}
+	if err := s.Set("a", []byte("undecodable"), 0); !errors.Is(err, ErrClosed) {
+		t.Errorf("Set of a value Decode refuses: got %v, want ErrClosed", err)
+	}
+}

@@ -24,10 +24,10 @@ func (s *Store) Set(key string, val []byte, exp time.Duration) error {
 // after the commit); memory then holds no copy of the key, so the next Get reads the truth.
 func (s *Store) SetWithContext(ctx context.Context, key string, val []byte, exp time.Duration) error {
 	if key == "" || len(val) == 0 {
-		return nil
+		return s.refuse(nil)
 	}
 	if exp < 0 {
-		return fmt.Errorf("storage: set: negative expiry %v", exp)
+		return s.refuse(fmt.Errorf("storage: set: negative expiry %v", exp))
 	}
 	h := hashKey(key)
 	val = append([]byte(nil), val...) // Fiber reuses its buffers
@@ -39,7 +39,7 @@ func (s *Store) SetWithContext(ctx context.Context, key string, val []byte, exp 
 	if s.cfg.Owner != nil {
 		d, err := s.cfg.Decode(val)
 		if err != nil {
-			return fmt.Errorf("storage: set: decode: %w", err)
+			return s.refuse(fmt.Errorf("storage: set: decode: %w", err))
 		}
 		decoded, owner = d, s.cfg.Owner(d)
 	}
@@ -88,16 +88,25 @@ func (s *Store) startWrite(h string) (write, error) {
 
 // finishWrite ends the write w of key, whose call to the tier returned err (ErrDeleted as is,
 // anything else wrapped as op's). When the call succeeded, the row it left (val, row, with its
-// decoded form if known) enters memory if the fill rule allows; reads that began during the
-// write may not fill the old value in any case.
+// decoded form if known) enters memory if the fill rule allows; when it returned ErrDeleted,
+// the key has no live row, which the dead set may remember by the same rule. Reads that began
+// during the write may not fill the old value in any case.
 func (s *Store) finishWrite(w write, key string, val []byte, row rowState, decoded any, err error, op string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w.f.writers--
-	fill := err == nil && s.mayFillLocked(w.f, w.since, w.epoch, row, s.cfg.Now())
+	now := s.cfg.Now()
+	deleted := errors.Is(err, ErrDeleted)
+	if deleted {
+		row = rowState{}
+	}
+	fill := (err == nil || deleted) && s.mayFillLocked(w.f, w.since, w.epoch, row, now)
 	s.bumpLocked(w.f)
-	if fill {
-		s.fillLocked(key, w.h, val, row, decoded, s.cfg.Now())
+	switch {
+	case fill && deleted:
+		s.mem.dead.put(key, w.h, now.Add(s.cfg.MaxAge))
+	case fill:
+		s.fillLocked(key, w.h, val, row, decoded, now)
 	}
 	s.releaseLocked(w.h, w.f)
 	if errors.Is(err, ErrDeleted) {
@@ -121,14 +130,14 @@ func (s *Store) finishWrite(w write, key string, val []byte, row rowState, decod
 // (GetDecoded) is kept.
 func (s *Store) Touch(ctx context.Context, key string, expires time.Time) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return s.refuse(err)
 	}
 	now := s.cfg.Now()
 	if e := expires.Unix(); expired(e, now) || e == 0 {
-		return fmt.Errorf("storage: touch: expiry %v is not in the future", expires)
+		return s.refuse(fmt.Errorf("storage: touch: expiry %v is not in the future", expires))
 	}
 	if key == "" {
-		return ErrDeleted
+		return s.refuse(ErrDeleted)
 	}
 	w, err := s.startWrite(hashKey(key))
 	if err != nil {
@@ -154,9 +163,10 @@ func (s *Store) Touch(ctx context.Context, key string, expires time.Time) error 
 
 // Delete removes key from Postgres and from memory. Deleting a missing key is not an error.
 // With Config.Tombstones, once Delete of an existing row returns, no Set can bring the key back
-// until the row's expiry has passed (seven days for a row without expiry): such a Set returns
-// ErrDeleted. A Set whose row was not yet committed when Delete ran is not covered: there was
-// nothing to delete.
+// until the row's expiry has passed on the store's clock, whatever the database's clock says
+// (seven days for a row without expiry), and the sweep has removed its tombstone: such a Set
+// returns ErrDeleted. A Set whose row was not yet committed when Delete ran is not covered:
+// there was nothing to delete.
 func (s *Store) Delete(key string) error {
 	return s.DeleteWithContext(context.Background(), key)
 }
@@ -164,7 +174,7 @@ func (s *Store) Delete(key string) error {
 // DeleteWithContext is Delete with the caller's deadline and cancellation.
 func (s *Store) DeleteWithContext(ctx context.Context, key string) error {
 	if key == "" {
-		return nil
+		return s.refuse(nil)
 	}
 	h := hashKey(key)
 	s.mu.Lock()
@@ -173,6 +183,7 @@ func (s *Store) DeleteWithContext(ctx context.Context, key string) error {
 		return ErrClosed
 	}
 	f := s.beginWriteLocked(h)
+	since, epoch := f.gen, s.epoch
 	s.mu.Unlock()
 
 	ctx, cancel := s.callContext(ctx)
@@ -183,9 +194,14 @@ func (s *Store) DeleteWithContext(ctx context.Context, key string) error {
 
 	s.mu.Lock()
 	f.writers--
+	now := s.cfg.Now()
+	dead := err == nil && s.mayFillLocked(f, since, epoch, rowState{}, now)
 	s.bumpLocked(f)
 	if s.mem != nil {
 		s.mem.remove(h)
+	}
+	if dead {
+		s.mem.dead.put(key, h, now.Add(s.cfg.MaxAge))
 	}
 	s.releaseLocked(h, f)
 	s.mu.Unlock()

@@ -168,8 +168,7 @@ func TestKnownUserLogsInUnderSpray(t *testing.T) {
 	dbURL, _ := withUser(t)
 	env := proxyEnv(dbURL)
 	env["LOGIN_HASH_SLOTS"] = "1"
-	env["LOGIN_HASH_WAIT"] = "250ms"
-	s := startServer(t, env, app.Hooks{})
+	s := startServer(t, env, app.Hooks{Config: func(c *app.Config) { c.Login.HashWait = 250 * time.Millisecond }})
 	user := newClient(t)
 	mustStatus(t, loginFrom(t, user, s, "192.0.2.20", email, password), http.StatusOK, "", "first login")
 

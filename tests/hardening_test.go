@@ -183,8 +183,7 @@ func TestCookieSprayCostsNoQuery(t *testing.T) {
 	t.Parallel()
 	_, env := withUser(t)
 	env["SESSION_CACHE_CAPACITY"] = "0"
-	env["SESSION_SWEEP_INTERVAL"] = "1h" // the one statement an idle server sends
-	s, st := startCounted(t, env, app.Hooks{})
+	s, st := startCounted(t, env, app.Hooks{Config: noSweep})
 	c := newClient(t)
 	mustLogin(t, c, s, email, password)
 	genuine := sessionCookie(t, c, s)

@@ -32,18 +32,17 @@ type server struct {
 func (s *server) Stop() { s.stop() }
 
 // baseEnv is the environment of a test server on dbURL: a free port on the loopback interface,
-// cookies over plain HTTP, no drain at shutdown (the test of the drain sets its own), and a wait for a hashing slot long enough that a login never gets
-// 503 on a machine loaded by the other tests (the test of that wait sets its own).
+// cookies over plain HTTP, no drain at shutdown (the test of the drain sets its own), no other
+// listener and text logs.
 func baseEnv(dbURL string) map[string]string {
 	return map[string]string{
-		"DATABASE_URL":    dbURL,
-		"HOST":            "127.0.0.1",
-		"PORT":            "0",
-		"COOKIE_SECURE":   "false",
-		"SHUTDOWN_DRAIN":  "0",
-		"LOGIN_HASH_WAIT": "10s",
-		"METRICS_ADDR":    "",     // off; tests that scrape set 127.0.0.1:0
-		"LOG_FORMAT":      "text", // the tests that read logs parse key=value
+		"DATABASE_URL":   dbURL,
+		"HOST":           "127.0.0.1",
+		"PORT":           "0",
+		"COOKIE_SECURE":  "false",
+		"SHUTDOWN_DRAIN": "0",
+		"METRICS_ADDR":   "",     // off; tests that scrape set 127.0.0.1:0; optional: metrics
+		"LOG_FORMAT":     "text", // the tests that read logs parse key=value
 	}
 }
 
@@ -66,6 +65,15 @@ func startServer(t testing.TB, env map[string]string, hooks app.Hooks) *server {
 	}
 	readyc := make(chan ready, 1)
 	hooks.Ready = func(addr string, store *storage.Store) { readyc <- ready{addr, store} }
+	// A wait for a hashing slot long enough that a login never gets 503 on a machine loaded by
+	// the other tests; the test of that wait sets its own.
+	own := hooks.Config
+	hooks.Config = func(c *app.Config) {
+		c.Login.HashWait = 10 * time.Second
+		if own != nil {
+			own(c)
+		}
+	}
 	if _, ok := env["GOMEMLIMIT"]; !ok {
 		env = maps.Clone(env)
 		env["GOMEMLIMIT"] = "off" // serve sets it for the whole process: here, the tests'
@@ -321,3 +329,7 @@ func decodeUser(t *testing.T, body string) apiUser {
 	}
 	return u
 }
+
+// noSweep keeps the store's periodic sweep of expired rows, the one statement an idle server
+// sends, out of a test's statement counts.
+func noSweep(c *app.Config) { c.Store.SweepInterval = time.Hour }

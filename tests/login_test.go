@@ -164,8 +164,7 @@ func TestAbandonedLoginsDoNotStarveLogin(t *testing.T) {
 	dbURL, _ := withUser(t)
 	env := proxyEnv(dbURL)
 	env["LOGIN_HASH_SLOTS"] = "1"
-	env["LOGIN_HASH_WAIT"] = "500ms" // the default
-	s := startServer(t, env, app.Hooks{})
+	s := startServer(t, env, app.Hooks{Config: func(c *app.Config) { c.Login.HashWait = 500 * time.Millisecond }}) // the default wait
 
 	const burst = 150
 	// Connect first, so that every request reaches the server however loaded the machine is;

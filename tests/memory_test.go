@@ -40,6 +40,9 @@ func runServeChild() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := app.Run(ctx, []string{"serve"}, os.LookupEnv, os.Stdin, io.Discard, os.Stderr, app.Hooks{
+		// As every test server: logins wait for a hashing slot rather than get 503 (the load
+		// keeps both busy).
+		Config: func(c *app.Config) { c.Login.HashWait = 10 * time.Second },
 		// The memory limit in force once the server listens: what serve set.
 		Ready: func(addr string, _ *storage.Store) { fmt.Printf("READY %s %d\n", addr, debug.SetMemoryLimit(-1)) },
 	})
@@ -175,8 +178,8 @@ func TestLoginMemory(t *testing.T) {
 		{"300MiB", 300 << 20},
 	} {
 		env := maps.Clone(env)
-		maddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		env["METRICS_ADDR"] = maddr
+		maddr := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // optional: metrics
+		env["METRICS_ADDR"] = maddr                       // optional: metrics
 		if tt.limit != "" {
 			env["GOMEMLIMIT"] = tt.limit
 		}
@@ -199,11 +202,13 @@ func TestLoginMemory(t *testing.T) {
 		st := s.status(t, "VmHWM", "VmRSS")
 		t.Logf("GOMEMLIMIT=%q (%d MiB): RSS %d MiB idle; %d logins by %d clients in %v: peak RSS %d MiB, %d MiB after",
 			tt.limit, s.Limit>>20, idle>>10, clients*each, clients, took.Round(time.Millisecond), st[0]>>10, st[1]>>10)
+		// optional: metrics begin
 		m := scrape(t, maddr)
 		mib := func(name string) float64 { return m[name] / (1 << 20) }
 		t.Logf("  after: Go runtime %.0f MiB from the OS, %.0f MiB returned; heap %.0f MiB in use, %.0f MiB mapped; next GC at %.0f MiB; %v collections",
 			mib("go_memstats_sys_bytes"), mib("go_memstats_heap_released_bytes"), mib("go_memstats_heap_inuse_bytes"),
 			mib("go_memstats_heap_sys_bytes"), mib("go_memstats_next_gc_bytes"), m["go_gc_duration_seconds_count"])
+		// optional: metrics end
 		s.stop(t)
 	}
 }

@@ -1,3 +1,5 @@
+// optional: metrics file
+
 package tests
 
 import (

@@ -47,10 +47,10 @@ func TestPgBouncerTransactionMode(t *testing.T) {
 	// golang-migrate holds a session-level advisory lock, which transaction pooling cannot keep
 	// on one server connection: migrations go direct (see the README).
 	env["MIGRATE_ON_START"] = "false"
-	env["SESSION_TOUCH_INTERVAL"] = "1m"
 	clk := newClock()
-	a := startServer(t, env, app.Hooks{PoolConfig: failures.Install, Now: clk.Now})
-	b := startServer(t, env, app.Hooks{PoolConfig: failures.Install, Now: clk.Now})
+	touch := func(c *app.Config) { c.TouchInterval = time.Minute }
+	a := startServer(t, env, app.Hooks{PoolConfig: failures.Install, Now: clk.Now, Config: touch})
+	b := startServer(t, env, app.Hooks{PoolConfig: failures.Install, Now: clk.Now, Config: touch})
 
 	// Several browsers at once, logging in on one instance and reading on the other, so that
 	// the servers' client connections take turns on PgBouncer's two server connections.

@@ -57,16 +57,15 @@ func sha256Hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// TestSessionListAcrossServers is issue 11's scenario: three logins of one user (two on A, one
+// TestSessionListAcrossServers: three logins of one user (two on A, one
 // on B), listed from B; one ended from A is refused by both servers within notifyWithin while
 // the other two keep working; another user can end none of them.
 func TestSessionListAcrossServers(t *testing.T) {
 	t.Parallel()
 	dbURL, env := withUser(t)
 	mustCreateUser(t, dbURL, "bob@example.com", password)
-	env["SESSION_IDLE_TIMEOUT"] = "1h"
-	env["SESSION_TOUCH_INTERVAL"] = "1m"
-	clk := newClock() // one clock for both instances, moved between logins to order them
+	env["SESSION_IDLE_TIMEOUT"] = "1h" // and so a touch interval of 1m
+	clk := newClock()                  // one clock for both instances, moved between logins to order them
 	a := startServer(t, env, app.Hooks{Now: clk.Now})
 	b := startServer(t, env, app.Hooks{Now: clk.Now})
 
@@ -212,10 +211,8 @@ func TestSessionListAcrossServers(t *testing.T) {
 func TestSessionListStatements(t *testing.T) {
 	t.Parallel()
 	_, env := withUser(t)
-	env["SESSION_SWEEP_INTERVAL"] = "1h" // the idle server's one statement, kept out
-
 	clk := newClock() // still: no refresh falls due during the test
-	s, st := startCounted(t, env, app.Hooks{Now: clk.Now})
+	s, st := startCounted(t, env, app.Hooks{Now: clk.Now, Config: noSweep})
 	c, other := newBrowser(t, "one"), newBrowser(t, "other")
 	mustLogin(t, c, s, email, password)
 	mustLogin(t, other, s, email, password)

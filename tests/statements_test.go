@@ -100,11 +100,13 @@ func sessionStatementsSince(st *pgtest.Counter, mark int) []string {
 func TestSessionStatementCosts(t *testing.T) {
 	t.Parallel()
 	dbURL, env := withUser(t)
-	env["SESSION_SWEEP_INTERVAL"] = "1h" // the store's sweep kept out of the counts
-	env["SESSION_TOUCH_INTERVAL"] = "1m"
 	clk := newClock()
 	start := func() counted {
-		s, st := startCounted(t, env, app.Hooks{Now: clk.Now})
+		// The store's sweep kept out of the counts; a touch interval of a minute.
+		s, st := startCounted(t, env, app.Hooks{Now: clk.Now, Config: func(c *app.Config) {
+			noSweep(c)
+			c.TouchInterval = time.Minute
+		}})
 		return counted{s, st}
 	}
 	a, b := start(), start()

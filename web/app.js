@@ -1,5 +1,7 @@
 // The demo page: shows who is logged in (GET /me), logs in (POST /login) and out (POST /logout),
-// lists where the user is logged in (GET /sessions) and ends any of those (DELETE /sessions/{id}).
+// lists where the user is logged in (GET /sessions) and ends any of those (DELETE /sessions/{id}),
+// changes the password (POST /me/password), deletes the account (DELETE /me), and signs up
+// (POST /signup) when the server offers it (GET /signup answers 204).
 // The session cookie is HttpOnly: this script never sees it, the browser sends it.
 "use strict";
 
@@ -8,6 +10,7 @@ const $ = (id) => document.getElementById(id);
 // What to tell the user for each status the API answers with.
 const messages = {
   401: "Wrong email or password.",
+  403: "Wrong password.",
   429: "Too many attempts. Wait a little and try again.",
   503: "The service is unavailable right now. Try again shortly.",
 };
@@ -17,8 +20,11 @@ function say(text) {
   $("message").hidden = !text;
 }
 
+let signupOn = false;
+
 function show(user) {
   $("login").hidden = Boolean(user);
+  $("signup").hidden = Boolean(user) || !signupOn;
   $("account").hidden = !user;
   $("user").textContent = user ? user.email : "";
   $("sessions").replaceChildren();
@@ -111,4 +117,70 @@ $("logout").addEventListener("click", async () => {
   }
 });
 
-refresh();
+// send sends body as JSON with method to path and returns the response.
+function send(method, path, body) {
+  return fetch(path, {
+    method,
+    headers: { "Content-Type": "application/json", Accept: "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+$("signup").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  say("");
+  try {
+    const resp = await send("POST", "/signup", { email: $("signup-email").value, password: $("signup-password").value });
+    if (resp.status === 409) return say("That email already has an account: log in instead.");
+    if (!resp.ok) return say(await failure(resp));
+    $("signup-password").value = "";
+    show(await resp.json());
+  } catch {
+    say("Cannot reach the server.");
+  }
+});
+
+$("change-password").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  say("");
+  try {
+    const resp = await send("POST", "/me/password", {
+      current_password: $("current-password").value,
+      new_password: $("new-password").value,
+    });
+    if (resp.status === 401) return show(null);
+    if (!resp.ok) return say(await failure(resp));
+    $("current-password").value = "";
+    $("new-password").value = "";
+    say("Password changed. Every other session has ended.");
+    listSessions();
+  } catch {
+    say("Cannot reach the server.");
+  }
+});
+
+$("delete-account").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  say("");
+  try {
+    const resp = await send("DELETE", "/me", { password: $("delete-password").value });
+    if (resp.status === 401) return show(null);
+    if (!resp.ok) return say(await failure(resp));
+    $("delete-password").value = "";
+    show(null);
+    say("Your account is deleted.");
+  } catch {
+    say("Cannot reach the server.");
+  }
+});
+
+async function start() {
+  try {
+    signupOn = (await fetch("/signup")).status === 204;
+  } catch {
+    signupOn = false;
+  }
+  refresh();
+}
+
+start();

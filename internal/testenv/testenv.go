@@ -1,7 +1,7 @@
 // Package testenv says what a test needs besides Go and PostgreSQL, so that task test runs on
 // any developer's machine and CI runs everything.
 //
-// A test that needs a program the machine may lack (PgBouncer, Chromium, Docker) asks Tool for
+// A test that needs a program the machine may lack (PgBouncer, Docker, a browser) asks Tool for
 // it: outside CI a missing program skips the test with one line saying what to install; with
 // the CI variable set it fails the test, since CI installs everything (.ci/run). A slow test
 // (fault injection, soak, load, its own PostgreSQL cluster) calls Slow: go test -short (task

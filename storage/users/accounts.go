@@ -45,6 +45,7 @@ type Gate struct {
 	slots     chan struct{} // any attempt's
 	known     chan struct{} // known devices' only
 	hashWait  time.Duration
+	minLen    int // Config.PasswordMinLength, for the passwords SignUp and ChangePassword set
 	ipv4Bits  int
 	ipv6Bits  int
 	log       *slog.Logger
@@ -61,7 +62,7 @@ type Gate struct {
 // made by someone who can only read the database. timeout is the deadline of each statement;
 // now is the throttle's clock; log receives the security log line of each attempt; onAttempt,
 // unless nil, is called with each attempt's outcome (success, failure, throttled, busy or
-// error), for metrics. It hashes once, to have the dummy hash of unknown emails ready.
+// error), for monitoring. It hashes once, to have the dummy hash of unknown emails ready.
 func NewGate(db *pgxpool.Pool, cfg Config, key []byte, timeout time.Duration, now func() time.Time, log *slog.Logger, onAttempt func(outcome string)) *Gate {
 	return &Gate{
 		db:        db,
@@ -70,6 +71,7 @@ func NewGate(db *pgxpool.Pool, cfg Config, key []byte, timeout time.Duration, no
 		slots:     make(chan struct{}, cfg.HashSlots),
 		known:     make(chan struct{}, 1),
 		hashWait:  cfg.HashWait,
+		minLen:    cfg.PasswordMinLength,
 		ipv4Bits:  cfg.IPv4Prefix,
 		ipv6Bits:  cfg.IPv6Prefix,
 		log:       log,
@@ -206,7 +208,7 @@ func (g *Gate) Check(ctx context.Context, a Attempt) (User, error) {
 	}
 	u, outcome, err := g.check(ctx, email, a.Password, keys, known, deadline)
 	if outcome != "" {
-		g.logAttempt(u.ID, email, addr, known, outcome)
+		g.logAttempt(ctx, u.ID, email, addr, known, outcome)
 	} else if g.onAttempt != nil {
 		g.onAttempt("throttled") // refused by a throttle already logged
 	}
@@ -328,7 +330,7 @@ func (g *Gate) slot(ctx context.Context, device bool, deadline time.Time) (relea
 // email (or a throttled attempt refused before the user was read) its emailTag, the client
 // address, whether it came from a known device, and the outcome. Never the email, the password,
 // the device cookie or anything of the session. It also tells onAttempt.
-func (g *Gate) logAttempt(userID int64, email, addr string, device bool, outcome string) {
+func (g *Gate) logAttempt(ctx context.Context, userID int64, email, addr string, device bool, outcome string) {
 	if g.onAttempt != nil {
 		g.onAttempt(outcome)
 	}
@@ -340,7 +342,7 @@ func (g *Gate) logAttempt(userID int64, email, addr string, device bool, outcome
 	if outcome != "success" {
 		level = slog.LevelWarn
 	}
-	g.log.LogAttrs(context.Background(), level, "login", slog.String("outcome", outcome), who,
+	g.log.LogAttrs(ctx, level, "login", slog.String("outcome", outcome), who,
 		slog.String("client", addr), slog.Bool("known_device", device))
 }
 

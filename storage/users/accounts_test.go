@@ -23,7 +23,7 @@ const queryTimeout = 3 * time.Second
 // mustCreate creates a user or fails the test.
 func mustCreate(t testing.TB, db *pgxpool.Pool, email, password string) User {
 	t.Helper()
-	u, err := Create(context.Background(), db, email, password, 15)
+	u, err := Store{DB: db, Timeout: queryTimeout}.Create(context.Background(), email, password, 15)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // Throttle limits failed password attempts per key (OWASP ASVS 2.2.1), with exact counts
-// shared by every instance: they live in the login_failures table (migrations 0003 and 0008),
+// shared by every instance: they live in the login_failures table (migrations/0003),
 // one row per key, and a failed attempt is one atomic upsert of its keys. There are three kinds
 // of key (the Gate picks an attempt's): an account, counting the attempts of clients without a
 // device cookie for it; a device, counting the attempts of one browser that logged in to the

@@ -16,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -32,14 +31,14 @@ type User struct {
 // Start from DefaultConfig. app's LoadConfig rejects values out of range; NewGate and
 // NewThrottle assume it did.
 type Config struct {
-	PasswordMinLength int           // PASSWORD_MIN_LENGTH: fewest characters a new password may have, 8 to MaxPasswordMinLength
+	PasswordMinLength int           // fewest characters a new password may have, 8 to MaxPasswordMinLength
 	HashSlots         int           // LOGIN_HASH_SLOTS: password checks that may run at once, at least 1
-	HashWait          time.Duration // LOGIN_HASH_WAIT: longest a login waits for a hashing slot before it is refused
+	HashWait          time.Duration // longest a login waits for a hashing slot before it is refused
 	AccountFailures   int           // LOGIN_ACCOUNT_FAILURES: failed logins per account before it is throttled
 	AddressFailures   int           // LOGIN_ADDRESS_FAILURES: failed logins per client address before it is throttled
-	FailureWindow     time.Duration // LOGIN_FAILURE_WINDOW: a count is forgotten this long after its latest failure
-	Lockout           time.Duration // LOGIN_LOCKOUT: first throttle once a count reaches its limit; doubles per further failure
-	LockoutMax        time.Duration // LOGIN_LOCKOUT_MAX: longest throttle, from Lockout to FailureWindow
+	FailureWindow     time.Duration // a count is forgotten this long after its latest failure
+	Lockout           time.Duration // first throttle once a count reaches its limit; doubles per further failure
+	LockoutMax        time.Duration // longest throttle, from Lockout to FailureWindow
 	HardLimit         int           // LOGIN_HARD_LIMIT: consecutive failures since the last success after which an account takes known devices only, 1 to MaxHardLimit
 	IPv4Prefix        int           // LOGIN_IPV4_PREFIX: bits of an IPv4 client address that count as one client, 8 to 32
 	IPv6Prefix        int           // LOGIN_IPV6_PREFIX: bits of an IPv6 client address that count as one client, 32 to 128
@@ -111,12 +110,23 @@ func checkNewEmail(email string) (string, error) {
 	return email, nil
 }
 
+// Store is the users table for the user commands of the CLI: creating users and setting their
+// passwords under the password policy. It is safe for concurrent use. It hashes without a
+// hashing slot: an endpoint that lets a client create users or set passwords goes through the
+// Gate (SignUp, ChangePassword) instead, which bounds that.
+type Store struct {
+	DB      *pgxpool.Pool
+	Timeout time.Duration // deadline of each statement
+}
+
 // Create adds a user with this email and password and returns it. The email must be a new,
 // bare address and the password follow the password policy with at least minLen characters
 // (see checkNewPassword). Its errors: one wrapping ErrInvalidEmail, a *WeakPasswordError,
 // ErrEmailTaken, or another for a failure of the database. It hashes without a slot: an endpoint
 // that lets a client create users must bound that, as the Gate does for checks.
-func Create(ctx context.Context, db *pgxpool.Pool, email, password string, minLen int) (User, error) {
+func (s Store) Create(ctx context.Context, email, password string, minLen int) (User, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
 	email, err := checkNewEmail(email)
 	if err != nil {
 		return User{}, err
@@ -125,7 +135,7 @@ func Create(ctx context.Context, db *pgxpool.Pool, email, password string, minLe
 		return User{}, err
 	}
 	u := User{Email: email}
-	err = db.QueryRow(ctx, "INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING id",
+	err = s.DB.QueryRow(ctx, "INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING id",
 		email, hashPassword(password)).Scan(&u.ID)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
@@ -142,24 +152,15 @@ func Create(ctx context.Context, db *pgxpool.Pool, email, password string, minLe
 // *WeakPasswordError otherwise). In the same statement it clears the throttle's counts on the
 // account and its devices (Throttle): a new password ends a hard limit's lockout. It does not
 // end the user's sessions; the caller does.
-func SetPassword(ctx context.Context, db *pgxpool.Pool, email, password string, minLen int) (User, error) {
+func (s Store) SetPassword(ctx context.Context, email, password string, minLen int) (User, error) {
 	if err := checkPolicy(password, normaliseEmail(email), minLen); err != nil {
 		return User{}, err
 	}
-	var u User
-	err := db.QueryRow(ctx, `
-		WITH u AS (
-			UPDATE users SET password_hash = $2, updated_at = now() WHERE lower(email) = $1 RETURNING id, email
-		), cleared AS (
-			DELETE FROM login_failures WHERE user_id = (SELECT id FROM u)
-		)
-		SELECT id, email FROM u`,
-		normaliseEmail(email), hashPassword(password)).Scan(&u.ID, &u.Email)
-	if errors.Is(err, pgx.ErrNoRows) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	u, err := setPasswordHash(ctx, s.DB, "email", normaliseEmail(email), hashPassword(password))
+	if errors.Is(err, errNoUser) {
 		return User{}, fmt.Errorf("no user with email %s", normaliseEmail(email))
 	}
-	if err != nil {
-		return User{}, fmt.Errorf("set password: %w", err)
-	}
-	return u, nil
+	return u, err
 }

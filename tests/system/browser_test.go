@@ -3,6 +3,7 @@ package system
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/gofiber-template/sessions/app"
 	"github.com/gofiber-template/sessions/internal/pgtest"
 	"github.com/gofiber-template/sessions/internal/testenv"
+	"github.com/gofiber-template/sessions/storage"
 	"github.com/gofiber-template/sessions/web"
 )
 
@@ -34,6 +36,7 @@ func TestBrowser(t *testing.T) {
 	mustCreateUser(t, dbURL, email, password)
 	env := baseEnv(dbURL)
 	delete(env, "COOKIE_SECURE") // the default: what a browser gets in production
+	env["SIGNUP"] = "true"       // the page offers sign-up only when the server does
 	s := startServer(t, env, app.Hooks{})
 
 	// The policy is on the page and allows no inline code.
@@ -134,9 +137,16 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read cookies: %v", err)
 	}
-	if ck := res.Cookies; len(ck) != 1 || ck[0].Name != "__Host-session" || !ck[0].Secure || !ck[0].HTTPOnly ||
-		ck[0].SameSite != network.CookieSameSiteLax || ck[0].Path != "/" || ck[0].Session {
-		t.Errorf("browser cookies: got %s, want one persistent __Host-session, Secure, HttpOnly, SameSite=Lax, Path=/", describeCookies(ck))
+	// The session cookie and the device cookie (the login gate's), both out of scripts' reach.
+	names := map[string]bool{}
+	for _, ck := range res.Cookies {
+		names[ck.Name] = true
+		if !ck.Secure || !ck.HTTPOnly || ck.SameSite != network.CookieSameSiteLax || ck.Path != "/" || ck.Session {
+			t.Errorf("browser cookie %s, want it persistent, Secure, HttpOnly, SameSite=Lax, Path=/", describeCookies([]*network.Cookie{ck}))
+		}
+	}
+	if len(res.Cookies) != 2 || !names["__Host-session"] || !names["__Host-device"] {
+		t.Errorf("browser cookies: got %s, want __Host-session and __Host-device", describeCookies(res.Cookies))
 	}
 	if eval(`document.cookie !== ""`) {
 		t.Error("document.cookie: the page can read a cookie, want none (HttpOnly)")
@@ -177,6 +187,38 @@ func TestBrowser(t *testing.T) {
 	if got, want := text("#message"), "Wrong email or password."; got != want {
 		t.Errorf("wrong password: the page says %q, want %q", got, want)
 	}
+	// waitText waits until the element sel says want.
+	waitText := func(sel, want string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); text(sel) != want; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s says %q, want %q", sel, text(sel), want)
+			}
+		}
+	}
+
+	// The account flows: sign up, change the password, delete the account.
+	if eval(`document.getElementById("signup").hidden`) {
+		t.Fatal("logged out with SIGNUP=true, the page offers no sign-up form")
+	}
+	const newEmail, first, second = "grace@example.com", "lantern copper harbour velvet", "orchid tumble granite sail"
+	step("sign up", chromedp.SendKeys(chromedp.ID("signup-email"), newEmail),
+		chromedp.SendKeys(chromedp.ID("signup-password"), first),
+		chromedp.Click(chromedp.CSS(`#signup button[type="submit"]`)), chromedp.WaitVisible(chromedp.ID("account")),
+		screenshot("4-signed-up.png"))
+	waitText("#user", newEmail)
+	step("change the password", chromedp.SendKeys(chromedp.ID("current-password"), first),
+		chromedp.SendKeys(chromedp.ID("new-password"), second),
+		chromedp.Click(chromedp.CSS(`#change-password button[type="submit"]`)))
+	waitText("#message", "Password changed. Every other session has ended.")
+	waitText("#user", newEmail) // still logged in, under a new session
+	step("delete the account", chromedp.SendKeys(chromedp.ID("delete-password"), second),
+		chromedp.Click(chromedp.CSS(`#delete-account button[type="submit"]`)), chromedp.WaitVisible(chromedp.ID("login")))
+	waitText("#message", "Your account is deleted.")
+	if status := loginStatus(t, s, newEmail, second); status != http.StatusUnauthorized {
+		t.Errorf("login to the deleted account: got %d, want 401", status)
+	}
+
 	if p := problemsSoFar(); len(p) > 0 {
 		t.Errorf("the browser reported %d problems, want none: %q", len(p), p)
 	}
@@ -213,12 +255,28 @@ func loginCookie(t *testing.T, s *server, userAgent string) string {
 	}
 	readBody(t, resp)
 	for _, c := range resp.Cookies() {
-		if c.Value != "" {
+		if c.Value != "" && strings.HasSuffix(c.Name, "session") {
 			return c.Name + "=" + c.Value
 		}
 	}
 	t.Fatalf("login as %s: got %d and no session cookie", userAgent, resp.StatusCode)
 	return ""
+}
+
+// loginStatus is the status of a login with email and pw over HTTP.
+func loginStatus(t *testing.T, s *server, email, pw string) int {
+	t.Helper()
+	req, err := http.NewRequest("POST", s.URL+"/login", strings.NewReader(fmt.Sprintf(`{"email":%q,"password":%q}`, email, pw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBody(t, resp)
+	return resp.StatusCode
 }
 
 // meWithCookie answers the status of GET /me with cookie ("name=value").
@@ -277,4 +335,118 @@ func describeCookies(cs []*network.Cookie) string {
 		return "none"
 	}
 	return b.String()
+}
+
+const (
+	email    = "ada@example.com"
+	password = "correct horse battery staple"
+)
+
+// server is one running instance of the real server.
+type server struct{ URL string }
+
+// baseEnv is the environment of a test server on dbURL: a free port on the loopback interface,
+// no other listener, cookies over plain HTTP.
+func baseEnv(dbURL string) map[string]string {
+	return map[string]string{
+		"DATABASE_URL":  dbURL,
+		"HOST":          "127.0.0.1",
+		"PORT":          "0",
+		"COOKIE_SECURE": "false",
+		"METRICS_ADDR":  "", // optional: metrics
+	}
+}
+
+func lookupEnv(env map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	}
+}
+
+// startServer runs app.Run serve with env, waits until it listens, and stops it when the test
+// ends, failing the test unless Run returns nil.
+func startServer(t *testing.T, env map[string]string, hooks app.Hooks) *server {
+	t.Helper()
+	readyc := make(chan string, 1)
+	hooks.Ready = func(addr string, _ *storage.Store) { readyc <- addr }
+	// A wait for a hashing slot long enough that a login never gets 503 on a loaded machine.
+	hooks.Config = func(c *app.Config) { c.Login.HashWait = 10 * time.Second }
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, []string{"serve"}, lookupEnv(env), strings.NewReader(""), io.Discard, &stderr, hooks)
+	}()
+	var addr string
+	select {
+	case addr = <-readyc:
+	case err := <-done:
+		cancel()
+		t.Fatalf("server did not start: %v\n%s", err, stderr.String())
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("server not listening after 30s\n%s", stderr.String())
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server Run returned %v, want nil after a graceful shutdown\n%s", err, stderr.String())
+		}
+	})
+	return &server{URL: "http://" + addr}
+}
+
+// mustCreateUser creates a user through the CLI, as an operator would.
+func mustCreateUser(t *testing.T, dbURL, email, password string) {
+	t.Helper()
+	var out, log strings.Builder
+	if err := app.Run(context.Background(), []string{"user", "create", email}, lookupEnv(baseEnv(dbURL)),
+		strings.NewReader(password+"\n"), &out, &log, app.Hooks{}); err != nil {
+		t.Fatalf("user create %s: %v\n%s", email, err, log.String())
+	}
+}
+
+func doResp(t *testing.T, c *http.Client, method, url, contentType, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return resp
+}
+
+func readBody(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return string(b)
+}
+
+// syncBuffer is a strings.Builder safe for the server's logger and the test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
