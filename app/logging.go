@@ -5,20 +5,24 @@ import (
 	"crypto/rand"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/mattn/go-isatty"
+	"github.com/valyala/fasthttp"
 
 	"github.com/gofiber-template/sessions/handlers"
 )
 
 // newLogger returns the program's logger: LOG_FORMAT's handler (text on a terminal, JSON for
-// log collectors when unset) at LOG_LEVEL, writing to w.
+// log collectors when unset) at LOG_LEVEL, writing to w. Each line is one Write to w, and no two
+// Writes overlap.
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	format := cfg.LogFormat
 	if format == "" {
@@ -28,11 +32,121 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 		}
 	}
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if format == "text" {
-		h = slog.NewTextHandler(w, opts)
+		return slog.New(requestIDHandler{Handler: slog.NewTextHandler(w, opts)})
 	}
-	return slog.New(requestIDHandler{Handler: h})
+	lw := &lineWriter{w: w}
+	return slog.New(requestIDHandler{Handler: slog.NewJSONHandler(lw, opts), lines: lw})
+}
+
+// lineWriter is the writer of a JSON logger: slog's handler writes its lines through Write, and
+// requestLog writes the request lines it encodes itself through writeRequest, one line at a
+// time. Each line is written synchronously, in one Write of the underlying writer, before the
+// request's response is sent: a line is never held in memory where a crash would lose it.
+type lineWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	buf []byte // writeRequest's, reused
+}
+
+func (lw *lineWriter) Write(p []byte) (int, error) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	return lw.w.Write(p)
+}
+
+// writeRequest writes l as slog's JSON handler would, and reports false, writing nothing, when
+// it cannot promise the same bytes (requestLine.appendJSON).
+func (lw *lineWriter) writeRequest(l *requestLine) bool {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	buf, ok := l.appendJSON(lw.buf[:0])
+	if ok {
+		_, _ = lw.w.Write(buf) // a log line that cannot be written is not the client's problem
+	}
+	if cap(buf) <= 4096 {
+		lw.buf = buf
+	}
+	return ok
+}
+
+// requestLine is what the request line says of one request.
+type requestLine struct {
+	time                      time.Time
+	id, method, route, client string
+	peer                      netip.Addr // the client when client is ""
+	status, bytes             int
+	duration                  time.Duration
+}
+
+func (l *requestLine) clientString() string {
+	if l.client == "" && l.peer.IsValid() {
+		return l.peer.String()
+	}
+	return l.client
+}
+
+// record is l as a slog record, for handlers other than the JSON one of newLogger.
+func (l *requestLine) record() slog.Record {
+	// A record without a caller's PC: Logger.LogAttrs would walk the stack for one on every
+	// request, and the line's source is always requestLog.
+	r := slog.NewRecord(l.time, slog.LevelInfo, "request", 0)
+	r.AddAttrs(
+		slog.String("request_id", l.id),
+		slog.String("method", l.method),
+		slog.String("route", l.route),
+		slog.Int("status", l.status),
+		slog.Duration("duration", l.duration),
+		slog.Int("bytes", l.bytes),
+		slog.String("client", l.clientString()),
+	)
+	return r
+}
+
+// appendJSON appends l's line, byte for byte what slog's JSON handler (no options but the
+// level) writes for l.record(), without reflection. It reports false when it cannot promise
+// that: a string holding a byte slog escapes (a quote, a backslash, a control or non-ASCII
+// byte), or a year outside 0 to 9999.
+func (l *requestLine) appendJSON(b []byte) ([]byte, bool) {
+	if y := l.time.Year(); y < 0 || y > 9999 {
+		return b, false
+	}
+	if !plainJSON(l.id) || !plainJSON(l.method) || !plainJSON(l.route) || !plainJSON(l.client) {
+		return b, false
+	}
+	b = append(b, `{"time":"`...)
+	b = l.time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"request","request_id":"`...)
+	b = append(b, l.id...)
+	b = append(b, `","method":"`...)
+	b = append(b, l.method...)
+	b = append(b, `","route":"`...)
+	b = append(b, l.route...)
+	b = append(b, `","status":`...)
+	b = strconv.AppendInt(b, int64(l.status), 10)
+	b = append(b, `,"duration":`...)
+	b = strconv.AppendInt(b, int64(l.duration), 10)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, int64(l.bytes), 10)
+	b = append(b, `,"client":"`...)
+	if l.client == "" && l.peer.IsValid() {
+		b = l.peer.AppendTo(b)
+	} else {
+		b = append(b, l.client...)
+	}
+	b = append(b, "\"}\n"...)
+	return b, true
+}
+
+// plainJSON reports whether s is a JSON string's contents as it is: printable ASCII without
+// quotes or backslashes, which slog writes unescaped.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // requestContext is a request's context (c.UserContext() once requestLog has run): its parent
@@ -57,7 +171,8 @@ func (c requestContext) Value(key any) any {
 // request_id (handlers.Logger's) keeps its own.
 type requestIDHandler struct {
 	slog.Handler
-	hasID bool // a request_id among the attributes of WithAttrs
+	hasID bool        // a request_id among the attributes of WithAttrs
+	lines *lineWriter // the JSON handler's writer, for requestLog; nil after WithAttrs, WithGroup
 }
 
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
@@ -83,6 +198,8 @@ func (h requestIDHandler) WithGroup(name string) slog.Handler {
 
 // headerRequestID carries a request's id in both directions.
 const headerRequestID = "X-Request-Id"
+
+var requestIDName = []byte(headerRequestID) // as fasthttp normalises it
 
 // validRequestID reports whether an incoming X-Request-Id may be kept: 1 to 64 letters, digits,
 // dots, dashes and underscores, so that whatever a client sends cannot forge log lines or
@@ -111,7 +228,8 @@ var (
 
 // newRequestID returns a request id unique to this process.
 func newRequestID() string {
-	return requestIDPrefix + strconv.FormatUint(requestIDs.Add(1), 36)
+	var b [32]byte // the prefix and 13 digits at most: one allocation, the string's
+	return string(strconv.AppendUint(append(b[:0], requestIDPrefix...), requestIDs.Add(1), 36))
 }
 
 // routeUnmatched is the route of requests that matched none (404, 405), in the log and to the
@@ -120,14 +238,25 @@ const routeUnmatched = "unmatched"
 
 // requestLog is the outermost middleware. It gives each request an id (a well-formed incoming
 // X-Request-Id, or a new one), sends it back in X-Request-Id, hands handlers a logger carrying it
-// (handlers.Logger) and a context carrying it (c.UserContext(), which requestIDHandler reads), and when the request is done writes one log line (method, route, status,
-// duration, response size, client address, id) and tells observe (unless nil) of the request.
+// (handlers.Logger) and a context carrying it (c.UserContext(), which requestIDHandler reads),
+// and when the request is done writes one log line (method, route, status, duration, response
+// size, client address, id) and tells observe (unless nil) of the request. viaProxy says whether
+// c.IP() may be read from a proxy's header (Config.ProxyHeader with TrustedProxies); when not,
+// the client is the connection's address, read without Fiber's trusted-proxy check.
 //
 // It turns an error from the chain into its response itself, through the app's ErrorHandler, so
 // that the line and the observer see the status the client gets.
-func requestLog(log *slog.Logger, observe func(method, route string, status int, elapsed time.Duration)) fiber.Handler {
+func requestLog(log *slog.Logger, observe func(method, route string, status int, elapsed time.Duration), viaProxy bool) fiber.Handler {
+	h := log.Handler()
+	var lines *lineWriter // the request line encoded here, for newLogger's JSON
+	if rh, ok := h.(requestIDHandler); ok {
+		lines = rh.lines
+	}
 	return func(c *fiber.Ctx) error {
-		start := time.Now()
+		start := c.Context().Time() // when fasthttp read the request: one clock read fewer
+		if start.IsZero() {         // a RequestCtx no fasthttp.Server served
+			start = time.Now()
+		}
 		middleware := c.Route() // the app-wide middleware, Fiber's one route for all of them
 		id := c.Get(headerRequestID)
 		if !validRequestID(id) {
@@ -135,7 +264,7 @@ func requestLog(log *slog.Logger, observe func(method, route string, status int,
 		} else {
 			id = strings.Clone(id) // Fiber reuses the header's bytes
 		}
-		c.Set(headerRequestID, id)
+		c.Response().Header.SetCanonical(requestIDName, []byte(id)) // copied: no allocation
 		handlers.SetRequestLog(c, log, id)
 		c.SetUserContext(requestContext{c.UserContext(), id})
 
@@ -145,33 +274,35 @@ func requestLog(log *slog.Logger, observe func(method, route string, status int,
 			}
 		}
 
-		route := c.Route().Path
+		l := requestLine{id: id, method: requestMethod(c), route: c.Route().Path, status: c.Response().StatusCode()}
 		if c.Route() == middleware { // no route of the table matched
-			route = routeUnmatched
+			l.route = routeUnmatched
 		}
-		status := c.Response().StatusCode()
-		elapsed := time.Since(start)
-		method := requestMethod(c)
-		if h := log.Handler(); h.Enabled(c.Context(), slog.LevelInfo) {
-			// A record without a caller's PC: Logger.LogAttrs would walk the stack for one on
-			// every request, and the line's source is always this middleware.
-			r := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
-			r.AddAttrs(
-				slog.String("request_id", id),
-				slog.String("method", method),
-				slog.String("route", route),
-				slog.Int("status", status),
-				slog.Duration("duration", elapsed),
-				slog.Int("bytes", len(c.Response().Body())),
-				slog.String("client", strings.Clone(c.IP())), // a proxy's header, in Fiber's buffer
-			)
-			_ = h.Handle(c.Context(), r) // a log line that cannot be written is not the client's problem
+		l.time = time.Now()
+		l.duration = l.time.Sub(start)
+		if h.Enabled(c.Context(), slog.LevelInfo) {
+			l.bytes = len(c.Response().Body())
+			if viaProxy {
+				l.client = c.IP() // a proxy's header, in Fiber's buffer: copied below or written now
+			} else {
+				l.peer = remoteIP(c.Context())
+			}
+			if lines == nil || !lines.writeRequest(&l) {
+				l.client = strings.Clone(l.client)
+				_ = h.Handle(c.Context(), l.record()) // a log line that cannot be written is not the client's problem
+			}
 		}
 		if observe != nil {
-			observe(method, route, status, elapsed)
+			observe(l.method, l.route, l.status, l.duration)
 		}
 		return nil
 	}
+}
+
+// remoteIP is the address of ctx's peer, which c.IP() gives without a proxy.
+func remoteIP(ctx *fasthttp.RequestCtx) netip.Addr {
+	a, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	return a.Unmap()
 }
 
 // requestMethod returns c's method as a constant string, "other" for one outside net/http's

@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,6 +27,23 @@ type metrics struct {
 	requests *prometheus.CounterVec   // by route, method, status
 	latency  *prometheus.HistogramVec // by route, method
 	logins   *prometheus.CounterVec   // by outcome
+
+	// The children of requests and latency for each label set seen, resolved once: a request
+	// then costs one map lookup, not the hashing of its three labels twice. The map is never
+	// modified once stored; a new label set stores a copy (there are few: routes × methods ×
+	// statuses).
+	children   atomic.Pointer[map[requestLabels]requestChildren]
+	childrenMu sync.Mutex // serialises the copies
+}
+
+type requestLabels struct {
+	route, method string
+	status        int
+}
+
+type requestChildren struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
 }
 
 // loginOutcomes are the outcomes of a login attempt, as users.Accounts logs and reports them.
@@ -82,8 +102,38 @@ func startMetrics(cfg Config, store *storage.Store, db *pgxpool.Pool, h Hooks, l
 // they must be strings that outlive the request (requestMethod, a route's pattern), never a
 // view of Fiber's buffers.
 func (m *metrics) observeRequest(method, route string, status int, elapsed time.Duration) {
-	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	m.latency.WithLabelValues(route, method).Observe(elapsed.Seconds())
+	k := requestLabels{route, method, status}
+	ch, ok := requestChildren{}, false
+	if p := m.children.Load(); p != nil {
+		ch, ok = (*p)[k]
+	}
+	if !ok {
+		ch = m.resolve(k)
+	}
+	ch.count.Inc()
+	ch.latency.Observe(elapsed.Seconds())
+}
+
+// resolve returns the children of k, storing them for the next request.
+func (m *metrics) resolve(k requestLabels) requestChildren {
+	m.childrenMu.Lock()
+	defer m.childrenMu.Unlock()
+	old := map[requestLabels]requestChildren{}
+	if p := m.children.Load(); p != nil {
+		old = *p
+	}
+	if ch, ok := old[k]; ok {
+		return ch
+	}
+	ch := requestChildren{
+		count:   m.requests.WithLabelValues(k.route, k.method, strconv.Itoa(k.status)),
+		latency: m.latency.WithLabelValues(k.route, k.method),
+	}
+	next := make(map[requestLabels]requestChildren, len(old)+1)
+	maps.Copy(next, old)
+	next[k] = ch
+	m.children.Store(&next)
+	return ch
 }
 
 // observeLogin counts one login attempt with this outcome. A nil m counts nothing.

@@ -42,29 +42,14 @@ type observers struct {
 // obs what it counts; /readyz answers 503 while drain is set (a nil drain never is). It does
 // not listen.
 func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionIDs, obs observers, drain *draining, h Hooks, log *slog.Logger) *fiber.App {
-	srv := fiber.New(fiber.Config{
-		BodyLimit:             cfg.BodyLimit,
-		ReadTimeout:           readTimeout,
-		WriteTimeout:          writeTimeout,
-		IdleTimeout:           idleTimeout,
-		DisableStartupMessage: true,
-		ErrorHandler:          errorHandler(log),
-		// The client address (c.IP) is the connection's, or ProxyHeader's when the peer is one
-		// of TrustedProxies (for X-Forwarded-For, the rightmost address that is not one of
-		// them: forwardedFor); it is what login throttling counts per address.
-		EnableTrustedProxyCheck: true,
-		TrustedProxies:          cfg.trustedProxies(),
-		ProxyHeader:             cfg.ProxyHeader,
-		EnableIPValidation:      true,
-	})
+	srv := fiber.New(serverConfig(cfg, log))
 	guardServer(srv.Server(), cfg.strictTransportSecurity())
 	if fwd := cfg.forwardedFor(); fwd != nil {
 		srv.Use(fwd) // before anything reads c.IP()
 	}
-	srv.Use(requestLog(log, obs.request)) // first: it sees every request's final status
-	srv.Use(recover.New())                // a bug in one handler is a 500, not a dead process
-	srv.Use(helmet.New(securityHeaders))
-	srv.Use(crossOrigin) // before every route: routes added later are covered too
+	srv.Use(requestLog(log, obs.request, cfg.ProxyHeader != "" && len(cfg.trustedProxies()) > 0)) // first: it sees every request's final status
+	srv.Use(recover.New())                                                                        // a bug in one handler is a 500, not a dead process
+	srv.Use(crossOrigin)                                                                          // before every route: routes added later are covered too
 
 	sess := newSessions(store, ids, cfg, h.Now, log)
 	gate := users.NewGate(db, cfg.Login, ids.signingKey(), cfg.Store.QueryTimeout, h.Now, log, obs.login)
@@ -88,6 +73,26 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 	srv.Delete("/sessions/:id", guard, handlers.EndSession(sess))
 	web.Register(srv) // the demo page: GET /, /app.js, /app.css; optional: demo
 	return srv
+}
+
+// serverConfig is the Fiber configuration of the server: its limits, its error handler and
+// how it finds the client's address.
+func serverConfig(cfg Config, log *slog.Logger) fiber.Config {
+	return fiber.Config{
+		BodyLimit:             cfg.BodyLimit,
+		ReadTimeout:           readTimeout,
+		WriteTimeout:          writeTimeout,
+		IdleTimeout:           idleTimeout,
+		DisableStartupMessage: true,
+		ErrorHandler:          errorHandler(log),
+		// The client address (c.IP) is the connection's, or ProxyHeader's when the peer is one
+		// of TrustedProxies (for X-Forwarded-For, the rightmost address that is not one of
+		// them: forwardedFor); it is what login throttling counts per address.
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          cfg.trustedProxies(),
+		ProxyHeader:             cfg.ProxyHeader,
+		EnableIPValidation:      true,
+	}
 }
 
 // draining is set at shutdown for SHUTDOWN_DRAIN: /readyz then answers 503, so that load
@@ -116,28 +121,81 @@ func deviceCookieName(secure bool) string {
 
 // securityHeaders go on every response: X-Content-Type-Options: nosniff, X-Frame-Options: DENY,
 // Referrer-Policy: no-referrer, and helmet's other defaults (cross-origin isolation, among
-// others).
+// others), as helmet's middleware would set them with this configuration.
 var securityHeaders = helmet.Config{XFrameOptions: "DENY"}
 
-// setSecurityHeaders gives a response that lacks them the three headers that matter most
-// (helmet gives routed responses these and more), and Strict-Transport-Security when hsts is
-// not "".
-func setSecurityHeaders(h *fasthttp.ResponseHeader, hsts string) {
-	if len(h.Peek(fiber.HeaderXContentTypeOptions)) == 0 {
-		h.Set(fiber.HeaderXContentTypeOptions, helmet.ConfigDefault.ContentTypeNosniff)
-		h.Set(fiber.HeaderXFrameOptions, securityHeaders.XFrameOptions)
-		h.Set(fiber.HeaderReferrerPolicy, helmet.ConfigDefault.ReferrerPolicy)
+// headerField is a response header's canonical name and value, as fasthttp writes them.
+type headerField struct{ name, value []byte }
+
+// securityFields are securityHeaders' fields, rendered once: helmet sets its eleven headers one
+// by one on every response, each name normalised again.
+var securityFields = renderHeaders(
+	"X-XSS-Protection", helmet.ConfigDefault.XSSProtection,
+	fiber.HeaderXContentTypeOptions, helmet.ConfigDefault.ContentTypeNosniff,
+	fiber.HeaderXFrameOptions, securityHeaders.XFrameOptions,
+	"Cross-Origin-Embedder-Policy", helmet.ConfigDefault.CrossOriginEmbedderPolicy,
+	"Cross-Origin-Opener-Policy", helmet.ConfigDefault.CrossOriginOpenerPolicy,
+	"Cross-Origin-Resource-Policy", helmet.ConfigDefault.CrossOriginResourcePolicy,
+	"Origin-Agent-Cluster", helmet.ConfigDefault.OriginAgentCluster,
+	fiber.HeaderReferrerPolicy, helmet.ConfigDefault.ReferrerPolicy,
+	"X-DNS-Prefetch-Control", helmet.ConfigDefault.XDNSPrefetchControl,
+	"X-Download-Options", helmet.ConfigDefault.XDownloadOptions,
+	"X-Permitted-Cross-Domain-Policies", helmet.ConfigDefault.XPermittedCrossDomain,
+)
+
+// renderHeaders returns the fields of the name, value pairs in kv (those whose value is not
+// ""), named as fasthttp normalises names.
+func renderHeaders(kv ...string) []headerField {
+	var h fasthttp.ResponseHeader
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			h.Set(kv[i], kv[i+1])
+		}
 	}
-	if hsts != "" && len(h.Peek(fiber.HeaderStrictTransportSecurity)) == 0 {
-		h.Set(fiber.HeaderStrictTransportSecurity, hsts)
+	var out []headerField
+	for k, v := range h.All() {
+		if !bytes.Equal(k, []byte(fiber.HeaderContentType)) { // fasthttp's default, not one of ours
+			out = append(out, headerField{bytes.Clone(k), bytes.Clone(v)})
+		}
+	}
+	return out
+}
+
+// addSecurityHeaders sets the security headers on a response that has none of them yet, and
+// Strict-Transport-Security when hsts is not empty.
+func addSecurityHeaders(h *fasthttp.ResponseHeader, hsts []byte) {
+	for _, f := range securityFields {
+		h.SetCanonical(f.name, f.value) // names as fasthttp normalises them: no copy normalised again
+	}
+	if len(hsts) > 0 {
+		h.SetCanonical(hstsName, hsts)
 	}
 }
+
+// setSecurityHeaders gives a response that lacks them (it has no X-Content-Type-Options) the
+// security headers, and Strict-Transport-Security when hsts is not empty and it has none.
+func setSecurityHeaders(h *fasthttp.ResponseHeader, hsts []byte) {
+	if len(h.PeekBytes(nosniffName)) == 0 {
+		for _, f := range securityFields {
+			h.SetCanonical(f.name, f.value)
+		}
+	}
+	if len(hsts) > 0 && len(h.PeekBytes(hstsName)) == 0 {
+		h.SetCanonical(hstsName, hsts)
+	}
+}
+
+var (
+	nosniffName = []byte(fiber.HeaderXContentTypeOptions)
+	hstsName    = []byte(fiber.HeaderStrictTransportSecurity)
+)
 
 // guardServer wraps the handlers of fs, Fiber's fasthttp server, which see every request
 // before Fiber does:
 //
-//   - every response carries the security headers (setSecurityHeaders, with hsts), Fiber's own
-//     answers included: its bare 400 for a method it does not know is written before any
+//   - every response carries the security headers (setSecurityHeaders, with hsts), set before
+//     the handlers run (a handler may set its own value of one) and again after for an answer
+//     that lost them, Fiber's own answers included: its bare 400 for a method it does not know is written before any
 //     middleware runs, and the errors of a request fasthttp could not read (malformed, headers
 //     too large, a body over BODY_LIMIT announced by Content-Length) never reach one;
 //   - a request fasthttp could not read gets 400 "malformed request", not fasthttp's message,
@@ -148,8 +206,9 @@ func setSecurityHeaders(h *fasthttp.ResponseHeader, hsts string) {
 //     reaches no handler: a proxy in front may have framed it by the other header (request
 //     smuggling). fasthttp would follow Transfer-Encoding and close the connection after, as
 //     RFC 9112 allows; refusing leaves nothing to reason about.
-func guardServer(fs *fasthttp.Server, hsts string) {
+func guardServer(fs *fasthttp.Server, hstsValue string) {
 	handle, refuse := fs.Handler, fs.ErrorHandler
+	hsts := []byte(hstsValue)
 	fs.ErrorHandler = func(ctx *fasthttp.RequestCtx, err error) {
 		if !strings.Contains(err.Error(), "timeout") { // Fiber's one test of the message
 			err = malformedRequest{err}
@@ -163,8 +222,9 @@ func guardServer(fs *fasthttp.Server, hsts string) {
 			fs.ErrorHandler(ctx, errAmbiguousFraming)
 			return
 		}
+		addSecurityHeaders(&ctx.Response.Header, hsts) // fasthttp resets the response per request
 		handle(ctx)
-		setSecurityHeaders(&ctx.Response.Header, hsts)
+		setSecurityHeaders(&ctx.Response.Header, hsts) // in case the handlers reset it
 	}
 }
 

@@ -1,18 +1,23 @@
 package app
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/helmet"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/gofiber-template/sessions/storage"
 )
@@ -85,4 +90,83 @@ func TestErrorHandlerKeepsRetryAfter(t *testing.T) {
 	if got := resp.Header.Get(fiber.HeaderRetryAfter); resp.StatusCode != 503 || got != "7" {
 		t.Errorf("got %d with Retry-After %q, want 503 with 7", resp.StatusCode, got)
 	}
+}
+
+// Every answer of guardServer's server carries helmet's headers as securityHeaders configures
+// them, each once: a routed one, an unmatched one and one fasthttp could not read. A handler
+// that sets one of them keeps its own value.
+func TestSecurityHeadersAsHelmet(t *testing.T) {
+	t.Parallel()
+	// What helmet's middleware sets, with securityHeaders.
+	ref := fiber.New()
+	ref.Use(helmet.New(securityHeaders))
+	ref.Get("/", func(*fiber.Ctx) error { return nil })
+	var refCtx fasthttp.RequestCtx
+	refCtx.Request.SetRequestURI("/")
+	ref.Handler()(&refCtx)
+	want := map[string]string{}
+	for k, v := range refCtx.Response.Header.All() {
+		if string(k) != fiber.HeaderContentType {
+			want[string(k)] = string(v)
+		}
+	}
+	if len(want) < 10 {
+		t.Fatalf("helmet set %d headers: %v", len(want), want)
+	}
+
+	srv := fiber.New(serverConfig(DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil))))
+	guardServer(srv.Server(), "")
+	srv.Get("/", func(c *fiber.Ctx) error { return c.SendString("ok") })
+	srv.Get("/own", func(c *fiber.Ctx) error {
+		c.Set("Cross-Origin-Resource-Policy", "cross-origin")
+		return nil
+	})
+	for _, tt := range []struct {
+		name, req string
+		status    int
+		own       bool
+	}{
+		{"routed", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 200, false},
+		{"own value", "GET /own HTTP/1.1\r\nHost: x\r\n\r\n", 200, true},
+		{"unmatched", "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n", 404, false},
+		{"unreadable", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n", 400, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := rawRequest(t, srv, tt.req)
+			if resp.StatusCode != tt.status {
+				t.Errorf("status %d, want %d", resp.StatusCode, tt.status)
+			}
+			for k, v := range want {
+				if tt.own && k == "Cross-Origin-Resource-Policy" {
+					v = "cross-origin"
+				}
+				if got := resp.Header.Values(k); len(got) != 1 || got[0] != v {
+					t.Errorf("%s: got %q, want [%q]", k, got, v)
+				}
+			}
+		})
+	}
+}
+
+// rawRequest sends req, as written, to srv and returns the response.
+func rawRequest(t *testing.T, srv *fiber.App, req string) *http.Response {
+	t.Helper()
+	ln := fasthttputil.NewInmemoryListener()
+	t.Cleanup(func() { _ = ln.Close() })
+	_ = srv.Handler() // builds the route tree, as Listener does
+	go func() { _ = srv.Server().Serve(ln) }()
+	conn, err := ln.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	return resp
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base32"
 	"encoding/base64"
 	"errors"
@@ -40,7 +41,16 @@ type sessionIDs struct {
 // signer is one key and its MACs.
 type signer struct {
 	key  []byte
-	macs *sync.Pool // of hmac.New(sha256.New, key): a MAC per request without allocating one
+	macs *sync.Pool // of *macState: a MAC per request without allocating one
+}
+
+// macState is one MAC under a signer's key and the buffers it reads from and writes to, kept
+// together so that computing a MAC allocates nothing.
+type macState struct {
+	h   hash.Hash // hmac.New(sha256.New, key)
+	in  [idRandLen]byte
+	sum [sha256.Size]byte
+	out [idMACLen]byte
 }
 
 // newSessionIDs returns the sessionIDs that sign with keys[0] and accept ids signed by any of
@@ -51,7 +61,7 @@ func newSessionIDs(keys ...[]byte) sessionIDs {
 	}
 	s := sessionIDs{signers: make([]signer, len(keys))}
 	for i, key := range keys {
-		s.signers[i] = signer{key: key, macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+		s.signers[i] = signer{key: key, macs: &sync.Pool{New: func() any { return &macState{h: hmac.New(sha256.New, key)} }}}
 	}
 	return s
 }
@@ -72,11 +82,13 @@ var macEncoding = base32.StdEncoding.WithPadding(base32.NoPadding) // rand.Text'
 // New returns a new session id. It is Fiber's session KeyGenerator.
 func (s sessionIDs) New() string {
 	r := rand.Text()
-	return r + s.signers[0].mac(r)
+	var mac [idMACLen]byte
+	s.signers[0].mac(&mac, r)
+	return r + string(mac[:])
 }
 
 // Valid reports whether id is one that New could have returned under any of the keys. It looks
-// at nothing but id, and compares the MAC with each key's, in constant time.
+// at nothing but id, compares the MAC with each key's in constant time, and allocates nothing.
 func (s sessionIDs) Valid(id string) bool {
 	if len(id) != idLen {
 		return false
@@ -86,21 +98,25 @@ func (s sessionIDs) Valid(id string) bool {
 			return false
 		}
 	}
-	got, valid := []byte(id[idRandLen:]), false
+	var got, want [idMACLen]byte
+	copy(got[:], id[idRandLen:])
+	valid := false
 	for _, k := range s.signers { // every key, whichever matches: the time tells nothing
-		valid = hmac.Equal(got, []byte(k.mac(id[:idRandLen]))) || valid
+		k.mac(&want, id[:idRandLen])
+		valid = subtle.ConstantTimeCompare(got[:], want[:]) == 1 || valid
 	}
 	return valid
 }
 
-func (s signer) mac(random string) string {
-	m := s.macs.Get().(hash.Hash)
-	m.Reset()
-	m.Write([]byte(random))
-	var sum [sha256.Size]byte
-	out := macEncoding.EncodeToString(m.Sum(sum[:0])[:16])
-	s.macs.Put(m)
-	return out
+// mac writes into out the MAC part of an id whose random part is random (idRandLen bytes).
+func (s signer) mac(out *[idMACLen]byte, random string) {
+	st := s.macs.Get().(*macState)
+	st.h.Reset()
+	copy(st.in[:], random)
+	st.h.Write(st.in[:])
+	macEncoding.Encode(st.out[:], st.h.Sum(st.sum[:0])[:16])
+	*out = st.out
+	s.macs.Put(st)
 }
 
 // loadSessionIDs returns the sessionIDs of keys when there are any (SESSION_KEYS), and touches

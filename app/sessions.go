@@ -49,6 +49,9 @@ const (
 
 var errLoginRequired = fiber.NewError(fiber.StatusUnauthorized, "login required")
 
+// The guard's Cache-Control: no-store, its name as fasthttp normalises it.
+var cacheControlName, noStore = []byte(fiber.HeaderCacheControl), []byte("no-store")
+
 // sessions runs login sessions on Fiber's session middleware over the tiered store. It
 // implements handlers.Sessions and provides the guard. It is safe for concurrent use.
 //
@@ -291,7 +294,7 @@ func (s *sessions) Guard(c *fiber.Ctx) error {
 		}
 	}
 	handlers.SetUser(c, d.user)
-	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Response().Header.SetCanonical(cacheControlName, noStore)
 	return c.Next()
 }
 

@@ -52,8 +52,8 @@ func main() {
 				log.Fatal(err)
 			}
 			return
-		case "serve-bare":
-			if err := serveBare(); err != nil {
+		case "serve-bare", "serve-floor":
+			if err := serveBare(os.Args[1] == "serve-floor"); err != nil {
 				log.Fatal(err)
 			}
 			return
@@ -138,6 +138,9 @@ func run(ctx context.Context, o options) error {
 	rep := &report{opts: o, started: started}
 	rep.machine = machineInfo()
 	if rep.modes, err = b.comparison(ctx); err != nil {
+		return err
+	}
+	if rep.ablation, rep.ablationOrder, err = b.ablation(ctx); err != nil {
 		return err
 	}
 	if rep.stampede, err = b.stampede(ctx); err != nil {

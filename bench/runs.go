@@ -19,7 +19,7 @@ import (
 
 // config is one server set-up of the comparison.
 type config struct {
-	mode string // tiered, postgres, bare
+	mode string // tiered, tiered-error (LOG_LEVEL=error), postgres, bare, floor
 	slow bool   // Postgres behind the delaying proxy
 }
 
@@ -34,8 +34,17 @@ func (c config) String() string {
 type sample struct {
 	wrk       wrkResult
 	rssKB     int64
+	cpuTicks  int64 // the server's CPU time during the measured load, in 1/100 s
 	xacts     int64 // Postgres transactions during the whole server lifetime
 	pkeyScans int64 // session reads by key during the whole server lifetime
+}
+
+// cpuPerRequest is the server's CPU time per request of the measured load, in µs.
+func (s sample) cpuPerRequest() float64 {
+	if s.wrk.Requests == 0 {
+		return 0
+	}
+	return float64(s.cpuTicks) * 10_000 / float64(s.wrk.Requests)
 }
 
 type modeResult struct {
@@ -64,7 +73,9 @@ func (b *bench) once(ctx context.Context, cfg config, d time.Duration) (sample, 
 	}
 	b.pinBackends(ctx)
 	if d > 0 {
+		cpu0 := srv.cpuTicks()
 		s.wrk, err = runWrk(ctx, "http://"+srv.addr+"/me", d, b.o.conns, "", b.script, b.cookieFile, b.seqFile)
+		s.cpuTicks = srv.cpuTicks() - cpu0
 		if err == nil && (s.wrk.Non2xx > 0 || s.wrk.Errors > 0) {
 			err = fmt.Errorf("%v: %d non-2xx responses, %d socket errors", cfg, s.wrk.Non2xx, s.wrk.Errors)
 		}
@@ -87,13 +98,13 @@ func (b *bench) once(ctx context.Context, cfg config, d time.Duration) (sample, 
 func (b *bench) comparison(ctx context.Context) ([]*modeResult, error) {
 	var res []*modeResult
 	for _, c := range []config{
-		{"tiered", false}, {"postgres", false}, {"bare", false},
+		{"tiered", false}, {"tiered-error", false}, {"postgres", false}, {"bare", false}, {"floor", false},
 		{"tiered", true}, {"postgres", true},
 	} {
 		res = append(res, &modeResult{cfg: c})
 	}
 	for _, r := range res {
-		if r.cfg.mode == "bare" {
+		if r.cfg.mode == "bare" || r.cfg.mode == "floor" {
 			continue
 		}
 		var err error
@@ -113,8 +124,8 @@ func (b *bench) comparison(ctx context.Context) ([]*modeResult, error) {
 			if err != nil {
 				return nil, err
 			}
-			step("run %d/%d %-20v %8.0f req/s  p50 %v  p99 %v  RSS %d MiB  xacts %d  reads %d",
-				i+1, b.o.reps, r.cfg, s.wrk.RPS, s.wrk.P50, s.wrk.P99, s.rssKB>>10, s.xacts-r.baseline.xacts, s.pkeyScans-r.baseline.pkeyScans)
+			step("run %d/%d %-20v %8.0f req/s  %5.2f µs CPU/req  p50 %v  p99 %v  RSS %d MiB  xacts %d  reads %d",
+				i+1, b.o.reps, r.cfg, s.wrk.RPS, s.cpuPerRequest(), s.wrk.P50, s.wrk.P99, s.rssKB>>10, s.xacts-r.baseline.xacts, s.pkeyScans-r.baseline.pkeyScans)
 			r.samples = append(r.samples, s)
 		}
 	}
@@ -157,7 +168,7 @@ func (b *bench) warm(srv *server, mode string) error {
 	cookies := strings.Fields(string(data))
 	for i := range warmRequests {
 		c := cookies[i%len(cookies)]
-		if mode == "bare" {
+		if mode == "bare" || mode == "floor" {
 			c = ""
 		}
 		if err := get(srv.addr, c, 1); err != nil {

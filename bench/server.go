@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -42,8 +43,11 @@ func serveApp() error {
 	return app.Run(ctx, []string{"serve"}, os.LookupEnv, os.Stdin, os.Stdout, os.Stderr, h)
 }
 
-// serveBare is the ceiling: a Fiber app with the same /me response and no session at all.
-func serveBare() error {
+// serveBare is the ceiling: a Fiber app with the same /me response and no session at all. With
+// floor it also has the template's server timeouts (read, write, idle: per-request deadlines
+// on the connection) and sends the same headers (the security headers, X-Request-Id, the
+// request id's length): what no middleware can go below.
+func serveBare(floor bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -55,12 +59,22 @@ func serveBare() error {
 		return err
 	}
 	go func() { _ = http.Serve(ctl, nil) }()
-	srv := fiber.New(fiber.Config{DisableStartupMessage: true})
+	cfg := fiber.Config{DisableStartupMessage: true}
+	if floor {
+		cfg.ReadTimeout, cfg.WriteTimeout, cfg.IdleTimeout = 10*time.Second, 10*time.Second, 2*time.Minute
+	}
+	srv := fiber.New(cfg)
 	type user struct {
 		ID    int64  `json:"id"`
 		Email string `json:"email"`
 	}
 	srv.Get("/me", func(c *fiber.Ctx) error {
+		if floor {
+			h := &c.Response().Header
+			for i := 0; i+1 < len(floorHeaders); i += 2 {
+				h.SetCanonical(floorHeaders[i], floorHeaders[i+1])
+			}
+		}
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		return c.JSON(user{ID: 1, Email: benchEmail})
 	})
@@ -68,3 +82,19 @@ func serveBare() error {
 	fmt.Printf("READY %s %s\n", ln.Addr(), ctl.Addr())
 	return srv.Listener(ln)
 }
+
+// floorHeaders are the headers the template's /me answers with besides Cache-Control, names
+// as fasthttp normalises them, values as long as the template's.
+var floorHeaders = func() [][]byte {
+	var out [][]byte
+	for _, s := range []string{
+		"X-Xss-Protection", "0", "X-Content-Type-Options", "nosniff", "X-Frame-Options", "DENY",
+		"Cross-Origin-Embedder-Policy", "require-corp", "Cross-Origin-Opener-Policy", "same-origin",
+		"Cross-Origin-Resource-Policy", "same-origin", "Origin-Agent-Cluster", "?1",
+		"Referrer-Policy", "no-referrer", "X-Dns-Prefetch-Control", "off", "X-Download-Options", "noopen",
+		"X-Permitted-Cross-Domain-Policies", "none", "X-Request-Id", "ABCDEFGHIJ-1a2b3",
+	} {
+		out = append(out, []byte(s))
+	}
+	return out
+}()

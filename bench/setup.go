@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -201,6 +202,10 @@ func (b *bench) start(ctx context.Context, mode string, slow bool, capacity int)
 	switch mode {
 	case "bare":
 		sub = "serve-bare"
+	case "floor":
+		sub = "serve-floor"
+	case "tiered-error":
+		env = append(env, "LOG_LEVEL=error")
 	case "postgres":
 		capacity = 0
 	}
@@ -268,6 +273,23 @@ func (s *server) stop() {
 }
 
 // rssKB is the server's resident set (VmRSS) in KiB.
+// cpuTicks is the CPU time (user and system, in clock ticks: 1/100 s on Linux) the server has
+// used so far, 0 when it cannot be read.
+func (s *server) cpuTicks() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command's name, which is in parentheses and may hold spaces.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return utime + stime
+}
+
 func (s *server) rssKB() int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
 	if err != nil {
