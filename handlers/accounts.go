@@ -38,14 +38,10 @@ func currentPassword(err error) error {
 // Retry-After as for login, and the body errors of Login. Route it only when sign-up is on.
 func SignUp(accounts Accounts, sessions Sessions, device DeviceCookie) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		var in loginRequest
-		if err := DecodeJSON(c, &in, MaxLoginBody); err != nil {
+		a, err := credentials(c, device)
+		if err != nil {
 			return err
 		}
-		if in.Email == "" || in.Password == "" {
-			return errLoginBody
-		}
-		a := users.Attempt{Email: in.Email, Password: in.Password, Address: c.IP(), Device: c.Cookies(device.Name)}
 		u, err := accounts.SignUp(c.UserContext(), a)
 		if err != nil {
 			return fmt.Errorf("sign-up: %w", err)

@@ -114,6 +114,19 @@ type loginRequest struct {
 	Password string `json:"password"`
 }
 
+// credentials decodes a {"email", "password"} body (DecodeJSON's rules, at most MaxLoginBody)
+// into the gate's attempt, with the client address and the device cookie the browser sent.
+func credentials(c *fiber.Ctx, device DeviceCookie) (users.Attempt, error) {
+	var in loginRequest
+	if err := DecodeJSON(c, &in, MaxLoginBody); err != nil {
+		return users.Attempt{}, err
+	}
+	if in.Email == "" || in.Password == "" {
+		return users.Attempt{}, errLoginBody
+	}
+	return users.Attempt{Email: in.Email, Password: in.Password, Address: c.IP(), Device: c.Cookies(device.Name)}, nil
+}
+
 // Login answers POST /login with a JSON body {"email", "password"}: 200 with the user as JSON,
 // a new session cookie and the device cookie (device), 401 for bad credentials, 400 for a
 // malformed body (DecodeJSON's rules), 413 for one over MaxLoginBody, 415 for one that is not
@@ -127,14 +140,10 @@ type loginRequest struct {
 // CORS preflight this server never grants.
 func Login(gate Gate, sessions Sessions, device DeviceCookie) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		var in loginRequest
-		if err := DecodeJSON(c, &in, MaxLoginBody); err != nil {
+		a, err := credentials(c, device)
+		if err != nil {
 			return err
 		}
-		if in.Email == "" || in.Password == "" {
-			return errLoginBody
-		}
-		a := users.Attempt{Email: in.Email, Password: in.Password, Address: c.IP(), Device: c.Cookies(device.Name)}
 		u, err := gate.Check(c.UserContext(), a)
 		if err != nil {
 			return fmt.Errorf("login: %w", err)
