@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gofiber-template/sessions/tools/internal/project"
 )
 
 // TestInitOnACopy copies the project (the files git tracks, as they are on disk) into a fresh
@@ -20,7 +22,7 @@ func TestInitOnACopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := findRoot(wd)
+	root, err := project.Root(wd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +86,7 @@ func TestInitOnACopy(t *testing.T) {
 			"bench/go.mod": newPath + "/bench",
 			"tools/go.mod": newPath + "/tools",
 		} {
-			if file != "go.mod" && !isFile(filepath.Join(dir, file)) {
+			if file != "go.mod" && !project.IsFile(filepath.Join(dir, file)) {
 				continue // an optional part that was removed (tools/remove)
 			}
 			if got, err := modulePath(filepath.Join(dir, file)); err != nil || got != want {
@@ -117,7 +119,7 @@ func TestInitOnACopy(t *testing.T) {
 	t.Run("builds, vets and runs", func(t *testing.T) {
 		mustRun(t, dir, "go", "build", "./...")
 		mustRun(t, dir, "go", "vet", "./...")
-		if isFile(filepath.Join(dir, "bench", "go.mod")) { // unless removed (tools/remove)
+		if project.IsFile(filepath.Join(dir, "bench", "go.mod")) { // unless removed (tools/remove)
 			mustRun(t, dir, "go", "-C", "bench", "vet", "./...")
 		}
 		mustRun(t, dir, "go", "-C", "tools", "vet", "./...")
@@ -216,7 +218,7 @@ func copyProject(t *testing.T, root string) string {
 
 func trackedFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	files, err := gitFiles(dir)
+	files, err := project.Files(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

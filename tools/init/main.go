@@ -45,8 +45,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -54,6 +52,8 @@ import (
 
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
+
+	"github.com/gofiber-template/sessions/tools/internal/project"
 )
 
 func main() {
@@ -80,7 +80,7 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	root, err := findRoot(wd)
+	root, err := project.Root(wd)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func run(args []string, out io.Writer) error {
 	}
 	r := newRenamer(oldPath, newPath)
 
-	files, err := gitFiles(root)
+	files, err := project.Files(root)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func run(args []string, out io.Writer) error {
 		fmt.Fprintf(out, "init: nothing to do: the module is %s and the binary %s\n", newPath, r.newName)
 		return nil
 	}
-	if dirty, err := uncommitted(root); err != nil {
+	if dirty, err := project.Uncommitted(root); err != nil {
 		return err
 	} else if dirty != "" {
 		return fmt.Errorf("the tree has uncommitted changes (%s); commit or stash them first, so that git diff shows what init changes", dirty)
@@ -144,36 +144,11 @@ func run(args []string, out io.Writer) error {
 		if err := os.WriteFile(filepath.Join(root, filepath.FromSlash(c.name)), []byte(c.text), c.mode); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "  %-40s %s\n", c.name, plural(c.lines, "line"))
+		fmt.Fprintf(out, "  %-40s %s\n", c.name, project.Plural(c.lines, "line"))
 	}
 	fmt.Fprintf(out, "init: renamed module %s to %s and binary %s to %s in %s; review with git diff, then commit\n",
-		oldPath, newPath, r.oldName, r.newName, plural(len(changes), "file"))
+		oldPath, newPath, r.oldName, r.newName, project.Plural(len(changes), "file"))
 	return nil
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
-}
-
-// findRoot returns the project's root: the nearest directory, from dir up, that holds both
-// go.mod and tools/go.mod. So the tool works run from the root or from tools/.
-func findRoot(dir string) (string, error) {
-	for d := dir; ; d = filepath.Dir(d) {
-		if isFile(filepath.Join(d, "go.mod")) && isFile(filepath.Join(d, "tools", "go.mod")) {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no project root (a folder with go.mod and tools/go.mod) at or above %s", dir)
-		}
-	}
-}
-
-func isFile(name string) bool {
-	fi, err := os.Stat(name)
-	return err == nil && fi.Mode().IsRegular()
 }
 
 // modulePath reads the module path declared in the go.mod file name.
@@ -187,48 +162,4 @@ func modulePath(name string) (string, error) {
 		return "", fmt.Errorf("%s declares no module", name)
 	}
 	return p, nil
-}
-
-// gitFiles lists the files git tracks under root, slash-separated and relative to it.
-func gitFiles(root string) ([]string, error) {
-	out, err := git(root, "ls-files", "-z", "--", ".")
-	if err != nil {
-		return nil, err
-	}
-	var files []string
-	for _, f := range strings.Split(out, "\x00") {
-		if f != "" {
-			files = append(files, path.Clean(f))
-		}
-	}
-	return files, nil
-}
-
-// uncommitted returns the first line of git status --porcelain under root, or "" for a clean
-// tree. Untracked files count: init could not tell them from its own work afterwards.
-func uncommitted(root string) (string, error) {
-	out, err := git(root, "status", "--porcelain", "--", ".")
-	if err != nil {
-		return "", err
-	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	switch {
-	case lines[0] == "":
-		return "", nil
-	case len(lines) > 1:
-		return fmt.Sprintf("%s and %d more", strings.TrimSpace(lines[0]), len(lines)-1), nil
-	}
-	return strings.TrimSpace(lines[0]), nil
-}
-
-func git(dir string, args ...string) (string, error) {
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return string(out), nil
 }

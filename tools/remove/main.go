@@ -31,13 +31,14 @@ import (
 	"go/format"
 	"io"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/gofiber-template/sessions/tools/internal/project"
 )
 
 // part is one optional part of the template.
@@ -102,7 +103,7 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	root, err := findRoot(wd)
+	root, err := project.Root(wd)
 	if err != nil {
 		return err
 	}
@@ -114,7 +115,7 @@ func run(args []string, out io.Writer) error {
 		fmt.Fprintf(out, "remove: nothing to do: %s is not in the project\n", p.name)
 		return nil
 	}
-	if dirty, err := uncommitted(root); err != nil {
+	if dirty, err := project.Uncommitted(root); err != nil {
 		return err
 	} else if dirty != "" {
 		return fmt.Errorf("the tree has uncommitted changes (%s); commit or stash them first, so that git diff shows what remove changes", dirty)
@@ -129,13 +130,13 @@ func run(args []string, out io.Writer) error {
 		if err := os.WriteFile(filepath.Join(root, filepath.FromSlash(e.name)), []byte(e.text), e.mode); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "  %-40s %s\n", e.name, plural(e.lines, "line")+" removed")
+		fmt.Fprintf(out, "  %-40s %s\n", e.name, project.Plural(e.lines, "line")+" removed")
 	}
 	for _, dir := range p.tidy {
-		if !isFile(filepath.Join(root, filepath.FromSlash(dir), "go.mod")) {
+		if !project.IsFile(filepath.Join(root, filepath.FromSlash(dir), "go.mod")) {
 			continue
 		}
-		if _, err := command(filepath.Join(root, filepath.FromSlash(dir)), "go", "mod", "tidy"); err != nil {
+		if _, err := project.Command(filepath.Join(root, filepath.FromSlash(dir)), "go", "mod", "tidy"); err != nil {
 			return fmt.Errorf("removed %s, but go mod tidy failed in %s (run it there yourself): %w", p.name, dir, err)
 		}
 		fmt.Fprintf(out, "  %-40s go mod tidy\n", path.Join(dir, "go.mod"))
@@ -171,7 +172,7 @@ func planRemoval(root string, p part) (plan, error) {
 			return plan{}, err
 		}
 	}
-	files, err := gitFiles(root)
+	files, err := project.Files(root)
 	if err != nil {
 		return plan{}, err
 	}
@@ -306,74 +307,4 @@ func names() string {
 		ns = append(ns, p.name)
 	}
 	return strings.Join(ns, ", ")
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
-}
-
-// findRoot returns the project's root: the nearest directory, from dir up, that holds both
-// go.mod and tools/go.mod. So the tool works run from the root or from tools/.
-func findRoot(dir string) (string, error) {
-	for d := dir; ; d = filepath.Dir(d) {
-		if isFile(filepath.Join(d, "go.mod")) && isFile(filepath.Join(d, "tools", "go.mod")) {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no project root (a folder with go.mod and tools/go.mod) at or above %s", dir)
-		}
-	}
-}
-
-func isFile(name string) bool {
-	fi, err := os.Stat(name)
-	return err == nil && fi.Mode().IsRegular()
-}
-
-// gitFiles lists the files git tracks under root, slash-separated and relative to it.
-func gitFiles(root string) ([]string, error) {
-	out, err := command(root, "git", "ls-files", "-z", "--", ".")
-	if err != nil {
-		return nil, err
-	}
-	var files []string
-	for _, f := range strings.Split(out, "\x00") {
-		if f != "" {
-			files = append(files, path.Clean(f))
-		}
-	}
-	return files, nil
-}
-
-// uncommitted returns the first line of git status --porcelain under root, or "" for a clean
-// tree. Untracked files count: remove could not tell them from its own work afterwards.
-func uncommitted(root string) (string, error) {
-	out, err := command(root, "git", "status", "--porcelain", "--", ".")
-	if err != nil {
-		return "", err
-	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	switch {
-	case lines[0] == "":
-		return "", nil
-	case len(lines) > 1:
-		return fmt.Sprintf("%s and %d more", strings.TrimSpace(lines[0]), len(lines)-1), nil
-	}
-	return strings.TrimSpace(lines[0]), nil
-}
-
-// command runs name with args in dir and returns its standard output.
-func command(dir, name string, args ...string) (string, error) {
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return string(out), nil
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/gofiber-template/sessions/tools/internal/project"
 )
 
 func TestStrip(t *testing.T) {
@@ -228,7 +230,7 @@ func removeOnce(t *testing.T, dir, tool string, p part) {
 	// The remover tidied the modules whose requirements the part brought: go mod tidy finds
 	// nothing more to do there, and the leftovers above found none of the part's modules.
 	for _, mod := range p.tidy {
-		if !isFile(filepath.Join(dir, mod, "go.mod")) {
+		if !project.IsFile(filepath.Join(dir, mod, "go.mod")) {
 			continue
 		}
 		before := mustRun(t, dir, "git", "diff", "--", mod)
@@ -244,7 +246,7 @@ func modules(t *testing.T, dir string) []string {
 	t.Helper()
 	var mods []string
 	for _, name := range trackedFiles(t, dir) {
-		if filepath.Base(name) == "go.mod" && !strings.HasPrefix(name, "tools/") && isFile(filepath.Join(dir, name)) {
+		if filepath.Base(name) == "go.mod" && !strings.HasPrefix(name, "tools/") && project.IsFile(filepath.Join(dir, name)) {
 			mods = append(mods, filepath.Dir(name))
 		}
 	}
@@ -257,7 +259,7 @@ func projectRoot(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := findRoot(wd)
+	root, err := project.Root(wd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +300,7 @@ func copyProject(t *testing.T, root string) string {
 
 func trackedFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	files, err := gitFiles(dir)
+	files, err := project.Files(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
