@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"log/slog"
@@ -178,7 +177,7 @@ func BenchmarkStack(b *testing.B) {
 	logError := newLogger(Config{LogFormat: "json", LogLevel: slog.LevelError}, io.Discard)
 	// What the server tells of each request and login, as serve wires it.
 	var obs observers
-	m := newMetrics(store, db)                                        // optional: metrics
+	m := newMetrics(store, db, nil)                                   // optional: metrics
 	obs = observers{request: m.observeRequest, login: m.observeLogin} // optional: metrics
 	me := func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderCacheControl, "no-store")
@@ -292,9 +291,9 @@ func BenchmarkSessionIDValid(b *testing.B) {
 
 // BenchmarkRequestLineWrite measures the request line's encoding and write, as requestLog does
 // it, to each kind of standard error: nothing (Discard: the encoding alone), /dev/null (the
-// system call alone), a regular file, a pipe read by another goroutine, and the same file
-// through a 64 KiB buffer (Batched: what batching the writes would cost, flushed when full;
-// not what the server does).
+// system call alone), a regular file and a pipe read by another goroutine, each written line
+// by line (LOG_FLUSH_INTERVAL=0) and batched as serve batches them (…Batched, flushed when
+// full: the ticks of LOG_FLUSH_INTERVAL add one write per interval).
 func BenchmarkRequestLineWrite(b *testing.B) {
 	l := requestLine{time: time.Now(), id: "Q2WJ5XKDRA-1a2b3", method: "GET", route: "/me", status: 200,
 		duration: 123456 * time.Nanosecond, bytes: 42, peer: netip.MustParseAddr("127.0.0.1")}
@@ -314,19 +313,25 @@ func BenchmarkRequestLineWrite(b *testing.B) {
 	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	defer pw.Close()
-	batched := bufio.NewWriterSize(file, 64<<10)
 	for _, bb := range []struct {
-		name string
-		w    io.Writer
-	}{{"Discard", io.Discard}, {"DevNull", devNull}, {"File", file}, {"Pipe", pw}, {"Batched", batched}} {
+		name  string
+		w     io.Writer
+		batch bool
+	}{
+		{"Discard", io.Discard, false}, {"DevNull", devNull, false}, {"File", file, false}, {"Pipe", pw, false},
+		{"DevNullBatched", devNull, true}, {"FileBatched", file, true}, {"PipeBatched", pw, true},
+	} {
 		b.Run(bb.name, func(b *testing.B) {
 			lw := &lineWriter{w: bb.w}
+			if bb.batch {
+				stop := lw.batch(nil)
+				defer stop()
+			}
 			loopCPU(b, func() {
 				if !lw.writeRequest(&l) {
 					b.Fatal("not encoded")
 				}
 			})
-			_ = batched.Flush()
 		})
 	}
 }

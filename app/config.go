@@ -54,9 +54,12 @@ type Config struct {
 	// (math.MaxInt64 for off); unset, defaultMemoryLimit of the hashing slots and the cache.
 	MemoryLimit int64
 
-	LogLevel    slog.Level // LOG_LEVEL: debug, info, warn or error
-	LogFormat   string     // LOG_FORMAT: text or json; "" = text when standard error is a terminal, else json
-	MetricsAddr string     // METRICS_ADDR: address of the Prometheus /metrics listener; set empty to turn it off; optional: metrics
+	LogLevel  slog.Level // LOG_LEVEL: debug, info, warn or error
+	LogFormat string     // LOG_FORMAT: text or json; "" = text when standard error is a terminal, else json
+	// LOG_FLUSH_INTERVAL: serve writes JSON request lines in batches, at least this often; 0 = each
+	// before its response. Every other line is written at once.
+	LogFlushInterval time.Duration
+	MetricsAddr      string // METRICS_ADDR: address of the Prometheus /metrics listener; set empty to turn it off; optional: metrics
 
 	// Login is the login gate's: LOGIN_HASH_SLOTS, LOGIN_ACCOUNT_FAILURES, LOGIN_ADDRESS_FAILURES,
 	// LOGIN_HARD_LIMIT, LOGIN_IPV4_PREFIX and LOGIN_IPV6_PREFIX; the rest keep users.DefaultConfig's
@@ -74,22 +77,23 @@ type Config struct {
 // 0 here: LoadConfig derives it from IdleTimeout (see defaultTouchInterval).
 func DefaultConfig() Config {
 	return Config{
-		DatabaseURL:     "postgres://postgres@127.0.0.1:5432/sessions?sslmode=disable",
-		MigrateOnStart:  true,
-		ConnectTimeout:  5 * time.Second,
-		Port:            3000,
-		ShutdownTimeout: 10 * time.Second,
-		ShutdownDrain:   5 * time.Second,
-		BodyLimit:       16 << 10,
-		CookieSecure:    true,
-		HSTSMaxAge:      365 * 24 * time.Hour,
-		IdleTimeout:     7 * 24 * time.Hour,
-		MaxLifetime:     30 * 24 * time.Hour,
-		Store:           storage.DefaultConfig(),
-		LogLevel:        slog.LevelInfo,
-		MetricsAddr:     "127.0.0.1:9091", // optional: metrics
-		Login:           users.DefaultConfig(),
-		ProxyHeader:     "X-Real-IP",
+		DatabaseURL:      "postgres://postgres@127.0.0.1:5432/sessions?sslmode=disable",
+		MigrateOnStart:   true,
+		ConnectTimeout:   5 * time.Second,
+		Port:             3000,
+		ShutdownTimeout:  10 * time.Second,
+		ShutdownDrain:    5 * time.Second,
+		BodyLimit:        16 << 10,
+		CookieSecure:     true,
+		HSTSMaxAge:       365 * 24 * time.Hour,
+		IdleTimeout:      7 * 24 * time.Hour,
+		MaxLifetime:      30 * 24 * time.Hour,
+		Store:            storage.DefaultConfig(),
+		LogLevel:         slog.LevelInfo,
+		LogFlushInterval: 100 * time.Millisecond,
+		MetricsAddr:      "127.0.0.1:9091", // optional: metrics
+		Login:            users.DefaultConfig(),
+		ProxyHeader:      "X-Real-IP",
 	}
 }
 
@@ -123,6 +127,7 @@ func LoadConfig(lookupEnv func(string) (string, bool)) (Config, error) {
 	parseVar(&p, "SESSION_CACHE_CAPACITY", parseInt, &cfg.Store.Capacity)
 	parseVar(&p, "LOG_LEVEL", parseLevel, &cfg.LogLevel)
 	parseVar(&p, "LOG_FORMAT", parseLogFormat, &cfg.LogFormat)
+	parseVar(&p, "LOG_FLUSH_INTERVAL", parseDuration, &cfg.LogFlushInterval)
 	// optional: metrics begin
 	// Unlike the others, METRICS_ADDR set to "" means something: no metrics listener.
 	if v, set := lookupEnv("METRICS_ADDR"); set {
@@ -216,7 +221,7 @@ func (c Config) validate() []string {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"SHUTDOWN_DRAIN", c.ShutdownDrain}, {"HSTS_MAX_AGE", c.HSTSMaxAge}} {
+	}{{"SHUTDOWN_DRAIN", c.ShutdownDrain}, {"HSTS_MAX_AGE", c.HSTSMaxAge}, {"LOG_FLUSH_INTERVAL", c.LogFlushInterval}} {
 		if d.v < 0 {
 			bad("%s=%v is negative; 0 turns it off", d.name, d.v)
 		}

@@ -59,6 +59,7 @@ func TestLoadConfigValues(t *testing.T) {
 		"SESSION_CACHE_CAPACITY": "0",
 		"LOG_LEVEL":              "debug",
 		"LOG_FORMAT":             "json",
+		"LOG_FLUSH_INTERVAL":     "250ms",
 		"METRICS_ADDR":           "0.0.0.0:9100", // optional: metrics
 		"LOGIN_HASH_SLOTS":       "3",
 		"LOGIN_ACCOUNT_FAILURES": "7",
@@ -85,7 +86,7 @@ func TestLoadConfigValues(t *testing.T) {
 		Host: "127.0.0.1", Port: 8080, ShutdownTimeout: 3 * time.Second, BodyLimit: 65536, CookieSecure: false,
 		ShutdownDrain: 250 * time.Millisecond, HSTSMaxAge: time.Hour,
 		IdleTimeout: 30 * time.Minute, MaxLifetime: 12 * time.Hour, TouchInterval: time.Minute, // 1/100 of the idle timeout, at least 1m
-		LogLevel: slog.LevelDebug, LogFormat: "json",
+		LogLevel: slog.LevelDebug, LogFormat: "json", LogFlushInterval: 250 * time.Millisecond,
 		MetricsAddr:    "0.0.0.0:9100", // optional: metrics
 		Login:          login,
 		TrustedProxies: "10.0.0.1, 192.168.0.0/16", ProxyHeader: "X-Forwarded-For",
@@ -141,6 +142,7 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"memory limit", map[string]string{"GOMEMLIMIT": "lots"}, []string{`GOMEMLIMIT="lots"`}},
 		{"capacity negative", map[string]string{"SESSION_CACHE_CAPACITY": "-5"}, []string{"SESSION_CACHE_CAPACITY=-5"}},
 		{"negative drain and max-age", map[string]string{"SHUTDOWN_DRAIN": "-1s", "HSTS_MAX_AGE": "-1h"}, []string{"SHUTDOWN_DRAIN=-1s", "HSTS_MAX_AGE=-1h0m0s"}},
+		{"negative log flush interval", map[string]string{"LOG_FLUSH_INTERVAL": "-1ms"}, []string{"LOG_FLUSH_INTERVAL=-1ms"}},
 		{"capacity not a number", map[string]string{"SESSION_CACHE_CAPACITY": "lots"}, []string{"SESSION_CACHE_CAPACITY"}},
 		{"idle not a duration", map[string]string{"SESSION_IDLE_TIMEOUT": "7d"}, []string{`SESSION_IDLE_TIMEOUT="7d"`}},
 		{"idle too short", map[string]string{"SESSION_IDLE_TIMEOUT": "500ms"}, []string{"SESSION_IDLE_TIMEOUT=500ms"}},

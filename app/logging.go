@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,8 +20,8 @@ import (
 )
 
 // newLogger returns the program's logger: LOG_FORMAT's handler (text on a terminal, JSON for
-// log collectors when unset) at LOG_LEVEL, writing to w. Each line is one Write to w, and no two
-// Writes overlap.
+// log collectors when unset) at LOG_LEVEL, writing to w. Each Write to w holds whole lines, and no two
+// Writes overlap; JSON request lines may be batched (lineWriter).
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	format := cfg.LogFormat
 	if format == "" {
@@ -36,38 +35,20 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 		return slog.New(requestIDHandler{Handler: slog.NewTextHandler(w, opts)})
 	}
 	lw := &lineWriter{w: w}
-	return slog.New(requestIDHandler{Handler: slog.NewJSONHandler(lw, opts), lines: lw})
-}
-
-// lineWriter is the writer of a JSON logger: slog's handler writes its lines through Write, and
-// requestLog writes the request lines it encodes itself through writeRequest, one line at a
-// time. Each line is written synchronously, in one Write of the underlying writer, before the
-// request's response is sent: a line is never held in memory where a crash would lose it.
-type lineWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	buf []byte // writeRequest's, reused
-}
-
-func (lw *lineWriter) Write(p []byte) (int, error) {
-	lw.mu.Lock()
-	defer lw.mu.Unlock()
-	return lw.w.Write(p)
-}
-
-// writeRequest writes l as slog's JSON handler would, and reports false, writing nothing, when
-// it cannot promise the same bytes (requestLine.appendJSON).
-func (lw *lineWriter) writeRequest(l *requestLine) bool {
-	lw.mu.Lock()
-	defer lw.mu.Unlock()
-	buf, ok := l.appendJSON(lw.buf[:0])
-	if ok {
-		_, _ = lw.w.Write(buf) // a log line that cannot be written is not the client's problem
+	log := slog.New(requestIDHandler{Handler: slog.NewJSONHandler(lw, opts), lines: lw})
+	lw.warn = func(n uint64) {
+		log.Warn("request lines dropped: the log's reader fell behind", "count", n)
 	}
-	if cap(buf) <= 4096 {
-		lw.buf = buf
+	return log
+}
+
+// requestLines is the writer of log's request lines when newLogger made it with a JSON
+// handler, else nil.
+func requestLines(log *slog.Logger) *lineWriter {
+	if h, ok := log.Handler().(requestIDHandler); ok {
+		return h.lines
 	}
-	return ok
+	return nil
 }
 
 // requestLine is what the request line says of one request.
@@ -248,10 +229,7 @@ const routeUnmatched = "unmatched"
 // that the line and the observer see the status the client gets.
 func requestLog(log *slog.Logger, observe func(method, route string, status int, elapsed time.Duration), viaProxy bool) fiber.Handler {
 	h := log.Handler()
-	var lines *lineWriter // the request line encoded here, for newLogger's JSON
-	if rh, ok := h.(requestIDHandler); ok {
-		lines = rh.lines
-	}
+	lines := requestLines(log) // the request line encoded here, for newLogger's JSON
 	return func(c *fiber.Ctx) error {
 		start := c.Context().Time() // when fasthttp read the request: one clock read fewer
 		if start.IsZero() {         // a RequestCtx no fasthttp.Server served

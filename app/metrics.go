@@ -49,8 +49,9 @@ type requestChildren struct {
 // loginOutcomes are the outcomes of a login attempt, as users.Accounts logs and reports them.
 var loginOutcomes = []string{"success", "failure", "throttled", "busy", "error"}
 
-// newMetrics registers the HTTP, login, session store, pool, Go runtime and process metrics.
-func newMetrics(store *storage.Store, db *pgxpool.Pool) *metrics {
+// newMetrics registers the HTTP, login, session store, pool, log, Go runtime and process
+// metrics; lines (nil for none) is the log's writer of request lines.
+func newMetrics(store *storage.Store, db *pgxpool.Pool, lines *lineWriter) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -72,6 +73,15 @@ func newMetrics(store *storage.Store, db *pgxpool.Pool) *metrics {
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.logins,
 		storeCollector{store}, poolCollector{db},
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "log_request_lines_dropped_total",
+			Help: "Request log lines dropped because the log's writer fell behind (LOG_FLUSH_INTERVAL's buffer was full).",
+		}, func() float64 {
+			if lines == nil {
+				return 0
+			}
+			return float64(lines.Dropped())
+		}),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -82,7 +92,7 @@ func newMetrics(store *storage.Store, db *pgxpool.Pool) *metrics {
 // that stops their listener: unless METRICS_ADDR is empty, it serves them there, and calls
 // h.MetricsReady with the address it listens on.
 func startMetrics(cfg Config, store *storage.Store, db *pgxpool.Pool, h Hooks, log *slog.Logger) (obs observers, stop func(), err error) {
-	m := newMetrics(store, db)
+	m := newMetrics(store, db, requestLines(log))
 	obs = observers{request: m.observeRequest, login: m.observeLogin}
 	if cfg.MetricsAddr == "" {
 		return obs, func() {}, nil

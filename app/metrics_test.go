@@ -50,7 +50,7 @@ func TestStartMetricsOff(t *testing.T) {
 // own labels, in the counter and in the histogram.
 func TestObserveRequest(t *testing.T) {
 	t.Parallel()
-	m := newMetrics(nil, nil) // its store and pool collectors are read only at a scrape
+	m := newMetrics(nil, nil, nil) // its store and pool collectors are read only at a scrape
 	type labels struct {
 		route, method string
 		status        int

@@ -69,6 +69,11 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 	// one from .env, or the default.
 	debug.SetMemoryLimit(cfg.MemoryLimit)
 	log.Info("memory limit", "GOMEMLIMIT", cfg.MemoryLimit)
+	if lines := requestLines(log); lines != nil && cfg.LogFlushInterval > 0 {
+		ticker := time.NewTicker(cfg.LogFlushInterval)
+		stopBatch := lines.batch(ticker.C)
+		defer func() { ticker.Stop(); stopBatch() }() // after the server has stopped: its last lines are written
+	}
 	drain := new(draining)
 	srv := newServer(cfg, db, store, ids, obs, drain, h, log)
 	sweepCtx, stopSweep := context.WithCancel(context.Background())

@@ -3,8 +3,10 @@ package tests
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gofiber-template/sessions/app"
 )
@@ -50,18 +52,16 @@ func TestRequestLog(t *testing.T) {
 		t.Errorf("malformed X-Request-Id answered with %q, want a fresh well-formed id", got)
 	}
 
-	// One JSON log line per request, with every field.
+	// One JSON log line per request, with every field, written within LOG_FLUSH_INTERVAL
+	// (the default, 100ms) though no request follows and the server keeps running.
+	want := 1 + 1 + warm + 2 // login, /me, warm /me, 404, /healthz
 	var lines []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.Log.String()), "\n") {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(l), &rec); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", l, err)
-		}
-		if rec["msg"] == "request" {
-			lines = append(lines, rec)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if lines = requestLines(t, s.Log.String()); len(lines) >= want || time.Now().After(deadline) {
+			break
 		}
 	}
-	if want := 1 + 1 + warm + 2; len(lines) != want { // login, /me, warm /me, 404, /healthz
+	if len(lines) != want {
 		t.Fatalf("got %d request log lines, want %d:\n%s", len(lines), want, s.Log.String())
 	}
 	var traced map[string]any
@@ -79,4 +79,63 @@ func TestRequestLog(t *testing.T) {
 		t.Errorf("the traced request's line: got %v, want route unmatched, status 404, client 127.0.0.1", traced)
 	}
 	t.Logf("a request's log line: %v", lines[2])
+}
+
+// requestLines returns the request lines among the JSON lines of log.
+func requestLines(t *testing.T, log string) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(log), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", l, err)
+		}
+		if rec["msg"] == "request" {
+			lines = append(lines, rec)
+		}
+	}
+	return lines
+}
+
+// With request lines batched, every other line is written at once and the batch by the end
+// of a graceful shutdown: with an interval longer than the test, a login's security event is
+// in the log before its request line, and every request line is there once Run has returned,
+// in the order of the requests.
+func TestRequestLinesWrittenByShutdown(t *testing.T) {
+	t.Parallel()
+	_, env := withUser(t)
+	env["LOG_FORMAT"] = "json"
+	env["LOG_FLUSH_INTERVAL"] = "1h"
+	s := startServer(t, env, app.Hooks{})
+	c := newClient(t)
+	mustLogin(t, c, s, "ada@example.com", "correct horse battery staple")
+	if !strings.Contains(s.Log.String(), `"msg":"login"`) {
+		t.Fatalf("the login's security event is not in the log at once:\n%s", s.Log.String())
+	}
+	if got := requestLines(t, s.Log.String()); len(got) != 0 {
+		t.Fatalf("%d request lines written before the batch's interval or the shutdown, want 0 (not batched?)", len(got))
+	}
+	const n = 20
+	var ids []string
+	for i := range n {
+		req, _ := http.NewRequest("GET", s.URL+"/healthz", nil)
+		id := "order-" + strconv.Itoa(i)
+		req.Header.Set("X-Request-Id", id)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		ids = append(ids, id)
+	}
+	s.Stop()
+	lines := requestLines(t, s.Log.String())
+	if len(lines) != 1+n {
+		t.Fatalf("got %d request lines after the shutdown, want %d:\n%s", len(lines), 1+n, s.Log.String())
+	}
+	for i, id := range ids {
+		if got := lines[1+i]["request_id"]; got != id {
+			t.Errorf("request line %d has request_id %v, want %s (in the requests' order)", 1+i, got, id)
+		}
+	}
 }
