@@ -77,7 +77,8 @@ func TestMetrics(t *testing.T) {
 	delta := func(name string) float64 { return after[name] - before[name] }
 	for _, name := range []string{`http_requests_total{method="GET",route="/me",status="200"}`,
 		"sessions_memory_hits_total", "sessions_memory_misses_total", "sessions_postgres_reads_total",
-		"sessions_postgres_writes_total", "sessions_postgres_touches_total", `sessions_login_attempts_total{outcome="success"}`, "db_pool_acquires_total"} {
+		"sessions_postgres_writes_total", "sessions_postgres_touches_total", `sessions_login_attempts_total{outcome="success"}`, "db_pool_acquires_total",
+		"log_request_lines_dropped_total"} {
 		if _, ok := after[name]; !ok {
 			t.Errorf("metric %s is missing", name)
 		}
