@@ -38,6 +38,7 @@ type options struct {
 	adminURL   string
 	noScaling  bool
 	noProfile  bool
+	ratios     bool
 	serverCore int
 	loadCore   int
 }
@@ -73,6 +74,7 @@ func main() {
 	flag.StringVar(&o.adminURL, "admin-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "a database on the server where the bench may CREATE DATABASE")
 	flag.BoolVar(&o.noScaling, "no-scaling", false, "skip the scaling run")
 	flag.BoolVar(&o.noProfile, "no-profile", false, "skip the CPU profile")
+	flag.BoolVar(&o.ratios, "ratios", false, "only the stack against bare Fiber: bare, floor, tiered and tiered-error, interleaved (no Postgres-only modes, ablation, stampede, profile or scaling)")
 	flag.IntVar(&o.serverCore, "server-core", 0, "CPU the server is pinned to")
 	flag.IntVar(&o.loadCore, "load-core", 1, "CPU the bench, wrk and Postgres backends are pinned to")
 	flag.Parse()
@@ -140,11 +142,15 @@ func run(ctx context.Context, o options) error {
 	if rep.modes, err = b.comparison(ctx); err != nil {
 		return err
 	}
-	if rep.ablation, rep.ablationOrder, err = b.ablation(ctx); err != nil {
-		return err
-	}
-	if rep.stampede, err = b.stampede(ctx); err != nil {
-		return err
+	if o.ratios {
+		o.noProfile, o.noScaling = true, true
+	} else {
+		if rep.ablation, rep.ablationOrder, err = b.ablation(ctx); err != nil {
+			return err
+		}
+		if rep.stampede, err = b.stampede(ctx); err != nil {
+			return err
+		}
 	}
 	if !o.noProfile {
 		if rep.profile, err = b.profile(ctx); err != nil {

@@ -97,10 +97,14 @@ func (b *bench) once(ctx context.Context, cfg config, d time.Duration) (sample, 
 // comparison runs every mode, interleaved, o.reps times.
 func (b *bench) comparison(ctx context.Context) ([]*modeResult, error) {
 	var res []*modeResult
-	for _, c := range []config{
+	modes := []config{
 		{"tiered", false}, {"tiered-error", false}, {"postgres", false}, {"bare", false}, {"floor", false},
 		{"tiered", true}, {"postgres", true},
-	} {
+	}
+	if b.o.ratios {
+		modes = []config{{"tiered", false}, {"tiered-error", false}, {"bare", false}, {"floor", false}}
+	}
+	for _, c := range modes {
 		res = append(res, &modeResult{cfg: c})
 	}
 	for _, r := range res {
