@@ -34,7 +34,7 @@ type Config struct {
 	ShutdownDrain   time.Duration // SHUTDOWN_DRAIN: how long /readyz answers 503, while requests are still served, before the server stops accepting on SIGTERM
 	BodyLimit       int           // BODY_LIMIT: largest request body, in bytes, on any route
 
-	// Every connection's timeouts.
+	// Every connection's timeouts, each enforced at most 250ms late (coarseDeadlines).
 	ReadTimeout     time.Duration // fixed (10s): how long a request may take to arrive, from its first byte or, on a new connection, from the accept: it bounds slow clients trickling headers
 	WriteTimeout    time.Duration // fixed (10s): how long writing a response may take
 	ConnIdleTimeout time.Duration // fixed (2m): how long a keep-alive connection may wait for its next request
