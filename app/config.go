@@ -34,6 +34,11 @@ type Config struct {
 	ShutdownDrain   time.Duration // SHUTDOWN_DRAIN: how long /readyz answers 503, while requests are still served, before the server stops accepting on SIGTERM
 	BodyLimit       int           // BODY_LIMIT: largest request body, in bytes, on any route
 
+	// Every connection's timeouts, each enforced at most 250ms late (coarseDeadlines).
+	ReadTimeout     time.Duration // fixed (10s): how long a request may take to arrive, from its first byte or, on a new connection, from the accept: it bounds slow clients trickling headers
+	WriteTimeout    time.Duration // fixed (10s): how long writing a response may take
+	ConnIdleTimeout time.Duration // fixed (2m): how long a keep-alive connection may wait for its next request
+
 	CookieSecure  bool          // COOKIE_SECURE: send the session cookie over HTTPS only
 	Signup        bool          // SIGNUP: serve POST /signup, which lets anyone create an account
 	HSTSMaxAge    time.Duration // HSTS_MAX_AGE: Strict-Transport-Security max-age while CookieSecure; 0 = no header
@@ -84,6 +89,9 @@ func DefaultConfig() Config {
 		ShutdownTimeout:  10 * time.Second,
 		ShutdownDrain:    5 * time.Second,
 		BodyLimit:        16 << 10,
+		ReadTimeout:      10 * time.Second,
+		WriteTimeout:     10 * time.Second,
+		ConnIdleTimeout:  2 * time.Minute,
 		CookieSecure:     true,
 		HSTSMaxAge:       365 * 24 * time.Hour,
 		IdleTimeout:      7 * 24 * time.Hour,

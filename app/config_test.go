@@ -35,7 +35,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if cfg.DatabaseURL != "postgres://postgres@127.0.0.1:5432/sessions?sslmode=disable" || cfg.Port != 3000 ||
 		cfg.Store.Capacity != 2000 || cfg.IdleTimeout != 168*time.Hour || !cfg.CookieSecure || !cfg.MigrateOnStart ||
-		cfg.MaxLifetime != 720*time.Hour || cfg.BodyLimit != 16384 {
+		cfg.MaxLifetime != 720*time.Hour || cfg.BodyLimit != 16384 ||
+		cfg.ReadTimeout != 10*time.Second || cfg.WriteTimeout != 10*time.Second || cfg.ConnIdleTimeout != 2*time.Minute {
 		t.Errorf("defaults: got %+v, want the documented ones", cfg)
 	}
 }
@@ -83,6 +84,7 @@ func TestLoadConfigValues(t *testing.T) {
 	want := Config{
 		DatabaseURL: "postgres://app@db:5433/app", Store: store,
 		MigrateOnStart: false, ConnectTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, ConnIdleTimeout: 2 * time.Minute, // fixed
 		Host: "127.0.0.1", Port: 8080, ShutdownTimeout: 3 * time.Second, BodyLimit: 65536, CookieSecure: false,
 		ShutdownDrain: 250 * time.Millisecond, HSTSMaxAge: time.Hour,
 		IdleTimeout: 30 * time.Minute, MaxLifetime: 12 * time.Hour, TouchInterval: time.Minute, // 1/100 of the idle timeout, at least 1m

@@ -97,7 +97,7 @@ func startMetrics(cfg Config, store *storage.Store, db *pgxpool.Pool, h Hooks, l
 	if cfg.MetricsAddr == "" {
 		return obs, func() {}, nil
 	}
-	addr, stop, err := serveMetrics(cfg.MetricsAddr, m, log)
+	addr, stop, err := serveMetrics(cfg, m, log)
 	if err != nil {
 		return observers{}, nil, err
 	}
@@ -153,16 +153,17 @@ func (m *metrics) observeLogin(outcome string) {
 	}
 }
 
-// serveMetrics starts serving GET /metrics on addr (METRICS_ADDR) and returns the address it
-// listens on and a function that stops it.
-func serveMetrics(addr string, m *metrics, log *slog.Logger) (string, func(), error) {
+// serveMetrics starts serving GET /metrics on cfg.MetricsAddr, under the server's read and write
+// timeouts, and returns the address it listens on and a function that stops it.
+func serveMetrics(cfg Config, m *metrics, log *slog.Logger) (string, func(), error) {
+	addr := cfg.MetricsAddr
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", nil, fmt.Errorf("cannot listen on %s (METRICS_ADDR; set it empty to serve no metrics): %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: readTimeout, WriteTimeout: writeTimeout}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -30,7 +30,8 @@ type Hooks struct {
 	// called once when the drain starts, it returns the channel whose receive ends it.
 	DrainAfter func(time.Duration) <-chan time.Time
 	// Config may change the configuration LoadConfig made, before anything uses it: tests set
-	// the fixed values (the touch interval, the sweep, the login gate's waits) this way.
+	// the fixed values (the touch interval, the sweep, the login gate's waits, the connections'
+	// timeouts) this way.
 	Config func(*Config)
 	// PoolConfig may change the database pool's configuration before the pool opens; tests
 	// install a pgx tracer here to count the statements the server sends.

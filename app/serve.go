@@ -61,10 +61,15 @@ func serve(ctx context.Context, cfg Config, h Hooks, log *slog.Logger) error {
 	// optional: metrics end
 
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
-	ln, err := net.Listen("tcp", addr)
+	tcp, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s (HOST, PORT): %w", addr, err)
 	}
+	// fasthttp moves a connection's deadlines three times a request; recorded in memory instead
+	// of on the socket, they cost almost nothing, and a read or write that outlasts its timeout
+	// is cut at most one tick (250 ms) after it. Closing ln stops its reaper.
+	ln := coarseDeadlines(tcp, deadlineTick)
+	defer func() { _ = ln.Close() }() // also when Listener fails; a second Close does nothing
 	// The runtime read GOMEMLIMIT from the process's environment already; this also applies
 	// one from .env, or the default.
 	debug.SetMemoryLimit(cfg.MemoryLimit)

@@ -22,14 +22,6 @@ import (
 	"github.com/gofiber-template/sessions/web" // optional: demo
 )
 
-// HTTP limits. The body limit (Config.BodyLimit) covers every route; /login has its own,
-// smaller one.
-const (
-	readTimeout  = 10 * time.Second // also bounds slow clients trickling headers
-	writeTimeout = 10 * time.Second
-	idleTimeout  = 2 * time.Minute // keep-alive connections
-)
-
 // observers are told what the server counts: each request it answers and each login attempt.
 // A nil one is told nothing, so the zero observers tell no one.
 // metrics.go's Prometheus metrics are fed from them; optional: metrics
@@ -75,14 +67,15 @@ func newServer(cfg Config, db *pgxpool.Pool, store *storage.Store, ids sessionID
 	return srv
 }
 
-// serverConfig is the Fiber configuration of the server: its limits, its error handler and
-// how it finds the client's address.
+// serverConfig is the Fiber configuration of the server: its limits (the body limit covers every
+// route; /login has its own, smaller one), its error handler and how it finds the client's
+// address.
 func serverConfig(cfg Config, log *slog.Logger) fiber.Config {
 	return fiber.Config{
 		BodyLimit:             cfg.BodyLimit,
-		ReadTimeout:           readTimeout,
-		WriteTimeout:          writeTimeout,
-		IdleTimeout:           idleTimeout,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.ConnIdleTimeout,
 		DisableStartupMessage: true,
 		ErrorHandler:          errorHandler(log),
 		// The client address (c.IP) is the connection's, or ProxyHeader's when the peer is one
