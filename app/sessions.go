@@ -330,7 +330,7 @@ func (s *sessions) Guard(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	handlers.SetUser(c, d.user)
+	handlers.SetUser(c, &d.user) // d.user never changes
 	c.Response().Header.SetCanonical(cacheControlName, noStore)
 	return c.Next()
 }

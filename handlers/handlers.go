@@ -19,18 +19,22 @@ import (
 // reading or clobbering it by accident.
 type userKey struct{}
 
-// SetUser records u as the user of the request. Only the guard middleware calls it, after it has
-// checked the session.
-func SetUser(c *fiber.Ctx, u users.User) {
-	// A plain value: Fiber closes any io.Closer left in Locals when the request ends.
+// SetUser records *u as the user of the request. Only the guard middleware calls it, after it has
+// checked the session. It keeps the pointer, which costs no allocation: *u must not change while
+// any request that was handed it runs (the guard's users are those of decoded sessions, which
+// never change).
+func SetUser(c *fiber.Ctx, u *users.User) {
+	// A plain pointer: Fiber closes any io.Closer left in Locals when the request ends.
 	c.Locals(userKey{}, u)
 }
 
-// CurrentUser returns the user the guard found for this request. On a route without the guard it
-// returns the zero users.User (ID 0), which no real user has.
+// CurrentUser returns a copy of the user the guard found for this request. On a route without
+// the guard it returns the zero users.User (ID 0), which no real user has.
 func CurrentUser(c *fiber.Ctx) users.User {
-	u, _ := c.Locals(userKey{}).(users.User)
-	return u
+	if u, _ := c.Locals(userKey{}).(*users.User); u != nil {
+		return *u
+	}
+	return users.User{}
 }
 
 // requestKey is the c.Locals key of the request's logging context.
