@@ -88,11 +88,11 @@ func loopCPU(b *testing.B, f func()) {
 	}
 }
 
-// benchSetup gives a benchmark a fresh database with one user (ada@example.com), the default
+// benchSetup gives a benchmark (or a test) a fresh database with one user (ada@example.com), the default
 // configuration with a touch interval a benchmark never reaches, the deployment's session ids, a
 // JSON logger (the default off a terminal) that writes nothing, and a tiered store closed when
 // the benchmark ends.
-func benchSetup(b *testing.B) (*pgxpool.Pool, Config, sessionIDs, *slog.Logger, *storage.Store) {
+func benchSetup(b testing.TB) (*pgxpool.Pool, Config, sessionIDs, *slog.Logger, *storage.Store) {
 	b.Helper()
 	db, _ := pgtest.NewPool(b)
 	cfg := DefaultConfig()
@@ -124,7 +124,7 @@ func unguarded(srv *fiber.App) fasthttp.RequestHandler {
 }
 
 // benchLogin logs in through handler and returns the session id.
-func benchLogin(b *testing.B, handler fasthttp.RequestHandler) string {
+func benchLogin(b testing.TB, handler fasthttp.RequestHandler) string {
 	b.Helper()
 	var login fasthttp.RequestCtx
 	login.Request.Header.SetMethod("POST")

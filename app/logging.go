@@ -130,22 +130,6 @@ func plainJSON(s string) bool {
 	return true
 }
 
-// requestContext is a request's context (c.UserContext() once requestLog has run): its parent
-// plus the request's id, which requestIDHandler adds to every line logged with it.
-type requestContext struct {
-	context.Context
-	id string
-}
-
-type requestIDKey struct{}
-
-func (c requestContext) Value(key any) any {
-	if key == (requestIDKey{}) {
-		return c.id
-	}
-	return c.Context.Value(key)
-}
-
 // requestIDHandler adds request_id to every record logged with a request's context, so that a
 // line written deep in the code (a refused login, a logout, a failed request) names its request
 // as the request line does, without a logger handed down. A logger that already carries a
@@ -158,7 +142,7 @@ type requestIDHandler struct {
 
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
 	if !h.hasID {
-		if id, ok := ctx.Value(requestIDKey{}).(string); ok {
+		if id, ok := handlers.RequestID(ctx); ok {
 			r.AddAttrs(slog.String("request_id", id))
 		}
 	}
@@ -218,12 +202,13 @@ func newRequestID() string {
 const routeUnmatched = "unmatched"
 
 // requestLog is the outermost middleware. It gives each request an id (a well-formed incoming
-// X-Request-Id, or a new one), sends it back in X-Request-Id, hands handlers a logger carrying it
-// (handlers.Logger) and a context carrying it (c.UserContext(), which requestIDHandler reads),
-// and when the request is done writes one log line (method, route, status, duration, response
-// size, client address, id) and tells observe (unless nil) of the request. viaProxy says whether
-// c.IP() may be read from a proxy's header (Config.ProxyHeader with TrustedProxies); when not,
-// the client is the connection's address, read without Fiber's trusted-proxy check.
+// X-Request-Id, or a new one), sends it back in X-Request-Id, hands handlers a context carrying
+// it with the logger (c.UserContext(), handlers.WithRequestLog: one allocation), which
+// handlers.Logger and requestIDHandler read, and when the request is done writes one log line
+// (method, route, status, duration, response size, client address, id) and tells observe
+// (unless nil) of the request. viaProxy says whether c.IP() may be read from a proxy's header
+// (Config.ProxyHeader with TrustedProxies); when not, the client is the connection's address,
+// read without Fiber's trusted-proxy check.
 //
 // It turns an error from the chain into its response itself, through the app's ErrorHandler, so
 // that the line and the observer see the status the client gets.
@@ -243,8 +228,9 @@ func requestLog(log *slog.Logger, observe func(method, route string, status int,
 			id = strings.Clone(id) // Fiber reuses the header's bytes
 		}
 		c.Response().Header.SetCanonical(requestIDName, []byte(id)) // copied: no allocation
-		handlers.SetRequestLog(c, log, id)
-		c.SetUserContext(requestContext{c.UserContext(), id})
+		// One value carries the id for handlers.Logger and requestIDHandler: never pooled, since
+		// a handler may hand the context to a goroutine that outlives the request.
+		c.SetUserContext(handlers.WithRequestLog(c.UserContext(), log, id))
 
 		if err := c.Next(); err != nil {
 			if herr := c.App().Config().ErrorHandler(c, err); herr != nil {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
+
+	"github.com/gofiber-template/sessions/handlers"
 )
 
 // A line logged with a request's context carries its id once, whether or not the logger
@@ -23,13 +25,16 @@ func TestRequestIDHandler(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
 	log := newLogger(Config{LogFormat: "text"}, &buf)
-	ctx := requestContext{context.Background(), "req-1"}
+	ctx := handlers.WithRequestLog(context.Background(), log, "req-1")
 	log.InfoContext(ctx, "from the context")
 	log.With("request_id", "req-1").InfoContext(ctx, "from the logger and the context")
 	log.With("user", 7).InfoContext(ctx, "other attributes")
+	derived, cancel := context.WithCancel(ctx) // as a handler may hand it on
+	defer cancel()
+	log.InfoContext(derived, "from a derived context")
 	log.Info("outside a request")
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	for i, want := range []int{1, 1, 1, 0} {
+	for i, want := range []int{1, 1, 1, 1, 0} {
 		if got := strings.Count(lines[i], "request_id=req-1"); got != want {
 			t.Errorf("line %q: request_id %d times, want %d", lines[i], got, want)
 		}
@@ -124,6 +129,54 @@ func TestRequestLineFromServer(t *testing.T) {
 	}
 	if rec["client"] != "0.0.0.0" {
 		t.Errorf("client %v, want 0.0.0.0 (app.Test's connection)", rec["client"])
+	}
+}
+
+// Every line logged for a request, through handlers.Logger or with the request's context, carries
+// the request's id once; so does a line logged with that context after the request, once later
+// requests have come and gone: the context is the request's own, never reused.
+func TestRequestLogContext(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	log := newLogger(Config{LogFormat: "text", LogLevel: slog.LevelInfo}, &buf)
+	srv := fiber.New(serverConfig(DefaultConfig(), log))
+	srv.Use(requestLog(log, nil, false))
+	kept := make(chan context.Context, 2)
+	srv.Get("/", func(c *fiber.Ctx) error {
+		handlers.Logger(c).Info("from Logger")
+		log.InfoContext(c.UserContext(), "from the context")
+		kept <- c.UserContext() // as a handler may hand it to a goroutine
+		return nil
+	})
+	for _, id := range []string{"abc-1", "abc-2"} {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header.Set(headerRequestID, id)
+		if _, err := srv.Test(req, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := <-kept
+	log.InfoContext(first, "after the request")
+	if id, ok := handlers.RequestID(first); !ok || id != "abc-1" {
+		t.Errorf("RequestID of the first request's context after the second: %q, %v; want abc-1", id, ok)
+	}
+	for _, want := range []struct{ msg, id string }{
+		{"msg=\"from Logger\"", "abc-1"}, {"msg=\"from the context\"", "abc-1"},
+		{"msg=\"from Logger\"", "abc-2"}, {"msg=\"from the context\"", "abc-2"},
+		{"msg=\"after the request\"", "abc-1"},
+	} {
+		found := false
+		for _, l := range strings.Split(buf.String(), "\n") {
+			if strings.Contains(l, want.msg) && strings.Contains(l, "request_id="+want.id) {
+				found = true
+				if n := strings.Count(l, "request_id="); n != 1 {
+					t.Errorf("line %q: request_id %d times, want once", l, n)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no line %s with request_id=%s in:\n%s", want.msg, want.id, buf.String())
+		}
 	}
 }
 

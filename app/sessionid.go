@@ -29,8 +29,9 @@ import (
 // bits of HMAC-SHA256 of the random part under the server's signing key. Only a holder of a key
 // can make an id that valid accepts, so a cookie that did not come from a server of this
 // deployment (wrong length or alphabet, a random id, an altered one, one signed by a key since
-// removed) is refused before the session store sees it: a spray of made-up cookies costs no
-// query. The keys sign nothing else; the store still keeps only the SHA-256 of each id.
+// removed) is refused before the session store looks in the database: a spray of made-up
+// cookies costs no query (at most the guard's one memory probe, see sessions.Guard). The keys
+// sign nothing else; the store still keeps only the SHA-256 of each id.
 //
 // There may be several keys, for rotation: the first signs new ids, and an id signed by any of
 // them is valid (Django's SECRET_KEY_FALLBACKS).
@@ -90,13 +91,8 @@ func (s sessionIDs) New() string {
 // Valid reports whether id is one that New could have returned under any of the keys. It looks
 // at nothing but id, compares the MAC with each key's in constant time, and allocates nothing.
 func (s sessionIDs) Valid(id string) bool {
-	if len(id) != idLen {
+	if !wellFormed(id) {
 		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; !('A' <= c && c <= 'Z' || '2' <= c && c <= '7') {
-			return false
-		}
 	}
 	var got, want [idMACLen]byte
 	copy(got[:], id[idRandLen:])
@@ -106,6 +102,20 @@ func (s sessionIDs) Valid(id string) bool {
 		valid = subtle.ConstantTimeCompare(got[:], want[:]) == 1 || valid
 	}
 	return valid
+}
+
+// wellFormed reports whether id has the length and alphabet of the ids New returns: what Valid
+// checks before any MAC, at the cost of a loop over id.
+func wellFormed(id string) bool {
+	if len(id) != idLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !('A' <= c && c <= 'Z' || '2' <= c && c <= '7') {
+			return false
+		}
+	}
+	return true
 }
 
 // mac writes into out the MAC part of an id whose random part is random (idRandLen bytes).

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -84,11 +85,29 @@ type sessions struct {
 
 // sessionData is a session as the guard reads it. The store decodes each stored value once
 // (storage.Config.Decode, set to decodeSession), keeps the result with its copy in memory, and
-// hands the same *sessionData to every request until the value changes, so it is never
-// modified. What only the user's list shows (keyAgent, keyAddr) is left out of it.
+// hands the same *sessionData to every request until the value changes, so it is shared by
+// concurrent requests: user and login never change, and verified changes only atomically. What
+// only the user's list shows (keyAgent, keyAddr) is left out of it.
 type sessionData struct {
 	user  users.User // ID 0: not a login session
 	login int64      // keyLogin
+	// verified is the session id the guard found valid (sessionIDs.Valid) for this value, nil
+	// until then. A new value (the session rewritten, or read again) starts unverified.
+	verified atomic.Pointer[string]
+}
+
+// verifiedFor reports whether the guard has found id valid for this value. It compares ids,
+// not pointers: a value handed out under another key would not pass for id.
+func (d *sessionData) verifiedFor(id string) bool {
+	v := d.verified.Load()
+	return v != nil && *v == id
+}
+
+// markVerified records that id is valid for this value. id may point into Fiber's buffers: a
+// copy is kept.
+func (d *sessionData) markVerified(id string) {
+	v := strings.Clone(id)
+	d.verified.Store(&v)
 }
 
 // sessionMap decodes a stored session: the gob-encoded map Fiber's middleware saves.
@@ -262,8 +281,14 @@ func (s *sessions) logEvent(c *fiber.Ctx, event string) {
 
 // Guard is the middleware in front of every protected route. It answers 401 unless the request
 // carries a live session, and hands the handler the session's user (handlers.CurrentUser). For a
-// session in memory it sends nothing to the database and decodes nothing; for a cookie that is
-// not a valid session id (sessionIDs.Valid) it looks nothing up.
+// session in memory it sends nothing to the database and decodes nothing.
+//
+// A cookie that is not a valid session id (sessionIDs.Valid) is refused before any database
+// lookup and is never handed a session, whatever the store holds: one of the wrong length or
+// alphabet costs nothing, any other one memory probe (storage.Store.Cached). The signature check
+// is the guard's largest cost, so it runs once per session value in memory: a value the guard
+// has found valid for this very id (sessionData.verified) skips it; any other id, and every value
+// memory does not hold, is checked before the store reads anything.
 //
 // It refreshes the session's expiry, in the store and in the cookie, once per touch interval
 // (see refreshed) and never past the absolute lifetime: steady use of one session costs one
@@ -272,14 +297,26 @@ func (s *sessions) logEvent(c *fiber.Ctx, event string) {
 // logged out meanwhile: the store refuses it (storage.ErrDeleted) and the request gets 401.
 func (s *sessions) Guard(c *fiber.Ctx) error {
 	id := c.Cookies(s.cookie)
-	if !s.ids.Valid(id) {
+	if !wellFormed(id) {
 		return errLoginRequired
 	}
-	v, expires, err := s.store.GetDecoded(c.UserContext(), id)
-	if err != nil {
-		return fmt.Errorf("load session: %w", err)
-	}
+	v, expires, warm := s.store.Cached(id)
 	d, _ := v.(*sessionData)
+	if d == nil || !d.verifiedFor(id) {
+		if !s.ids.Valid(id) {
+			return errLoginRequired
+		}
+		if !warm { // when warm, the probe's answer is the one GetDecoded would give
+			var err error
+			if v, expires, err = s.store.GetDecoded(c.UserContext(), id); err != nil {
+				return fmt.Errorf("load session: %w", err)
+			}
+			d, _ = v.(*sessionData)
+		}
+		if d != nil {
+			d.markVerified(id)
+		}
+	}
 	if d == nil || d.user.ID == 0 {
 		return errLoginRequired
 	}
@@ -293,7 +330,7 @@ func (s *sessions) Guard(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	handlers.SetUser(c, d.user)
+	handlers.SetUser(c, &d.user) // d.user never changes
 	c.Response().Header.SetCanonical(cacheControlName, noStore)
 	return c.Next()
 }

@@ -81,7 +81,7 @@ func (f *fakeSessions) EndOne(_ *fiber.Ctx, u users.User, id string) (bool, erro
 
 // fakeGuard lets every request in as Ada.
 func fakeGuard(c *fiber.Ctx) error {
-	handlers.SetUser(c, users.User{ID: 7, Email: "ada@example.com"})
+	handlers.SetUser(c, &users.User{ID: 7, Email: "ada@example.com"})
 	return c.Next()
 }
 

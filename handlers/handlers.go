@@ -8,6 +8,7 @@
 package handlers
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/gofiber/fiber/v2"
@@ -19,41 +20,67 @@ import (
 // reading or clobbering it by accident.
 type userKey struct{}
 
-// SetUser records u as the user of the request. Only the guard middleware calls it, after it has
-// checked the session.
-func SetUser(c *fiber.Ctx, u users.User) {
-	// A plain value: Fiber closes any io.Closer left in Locals when the request ends.
+// SetUser records *u as the user of the request. Only the guard middleware calls it, after it has
+// checked the session. It keeps the pointer, which costs no allocation: *u must not change while
+// any request that was handed it runs (the guard's users are those of decoded sessions, which
+// never change).
+func SetUser(c *fiber.Ctx, u *users.User) {
+	// A plain pointer: Fiber closes any io.Closer left in Locals when the request ends.
 	c.Locals(userKey{}, u)
 }
 
-// CurrentUser returns the user the guard found for this request. On a route without the guard it
-// returns the zero users.User (ID 0), which no real user has.
+// CurrentUser returns a copy of the user the guard found for this request. On a route without
+// the guard it returns the zero users.User (ID 0), which no real user has.
 func CurrentUser(c *fiber.Ctx) users.User {
-	u, _ := c.Locals(userKey{}).(users.User)
-	return u
+	if u, _ := c.Locals(userKey{}).(*users.User); u != nil {
+		return *u
+	}
+	return users.User{}
 }
 
-// requestKey is the c.Locals key of the request's logging context.
+// requestKey is the context key under which a request's context (WithRequestLog) finds itself.
 type requestKey struct{}
 
-// requestLog is what Logger needs: the server's logger and the request's id. The logger that
-// carries the id is made only when a handler asks for it, so requests that log nothing of their
-// own pay nothing for it.
-type requestLog struct {
+// requestContext is what WithRequestLog returns: its parent plus what Logger needs, the server's
+// logger and the request's id. The logger that carries the id is made only when a handler asks
+// for it, so requests that log nothing of their own pay nothing for it. One value, allocated
+// once per request, carries both the context and the log: it is never pooled, since a handler
+// may hand the context to a goroutine that outlives the request.
+type requestContext struct {
+	context.Context
 	base *slog.Logger
 	id   string
 }
 
-// SetRequestLog records the server's logger and the request's id. Only app's request-log
-// middleware calls it.
-func SetRequestLog(c *fiber.Ctx, base *slog.Logger, id string) {
-	c.Locals(requestKey{}, requestLog{base, id})
+func (c *requestContext) Value(key any) any {
+	if key == (requestKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// WithRequestLog returns parent carrying the server's logger base and the request's id, for
+// Logger and RequestID: the request's context, which only app's request-log middleware makes
+// (and sets as c.UserContext()). It costs one allocation.
+func WithRequestLog(parent context.Context, base *slog.Logger, id string) context.Context {
+	return &requestContext{Context: parent, base: base, id: id}
+}
+
+// RequestID returns the request's id that ctx carries (WithRequestLog), as contexts derived from
+// it do, and reports whether there is one. It allocates nothing.
+func RequestID(ctx context.Context) (string, bool) {
+	if r, ok := ctx.Value(requestKey{}).(*requestContext); ok {
+		return r.id, true
+	}
+	return "", false
 }
 
 // Logger returns the request's logger, which adds the request's id (request_id) to every line.
-// Outside a request that went through app's middleware it returns slog.Default().
+// Outside a request that went through app's middleware it returns slog.Default(). It reads
+// c.UserContext(): a handler that replaces it keeps the logger only with a context derived from
+// the one it replaced.
 func Logger(c *fiber.Ctx) *slog.Logger {
-	if r, ok := c.Locals(requestKey{}).(requestLog); ok {
+	if r, ok := c.UserContext().Value(requestKey{}).(*requestContext); ok {
 		return r.base.With("request_id", r.id)
 	}
 	return slog.Default()

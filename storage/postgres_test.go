@@ -143,6 +143,38 @@ func TestPostgresHitSendsNoStatementAndMissSendsOne(t *testing.T) {
 	}
 }
 
+// Cached never sends a statement: not for a key memory lacks (only the row in Postgres has it),
+// nor for one it serves.
+func TestPostgresCachedSendsNoStatement(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	var c pgtest.Counter
+	pool := pgtest.PoolWithCounter(t, dbURL, &c)
+	decode := func(c *Config) { c.Decode = func(v []byte) (any, error) { return string(v), nil } }
+	a, b := newPGStore(t, pool, decode), newPGStore(t, pool, decode)
+	mustSet(t, a, "s", "v", time.Hour) // B has only the row
+
+	mark := c.Mark()
+	if d, _, ok := b.Cached("s"); ok || d != nil {
+		t.Fatalf("Cached of a key only in Postgres: %v, %v; want nil, false", d, ok)
+	}
+	if n, sqls := c.Since(mark); n != 0 {
+		t.Fatalf("Cached of a key only in Postgres sent %d statements, want 0: %q", n, sqls)
+	}
+	if d, _, err := b.GetDecoded(context.Background(), "s"); err != nil || d != "v" {
+		t.Fatalf("GetDecoded: %v, %v", d, err)
+	}
+	mark = c.Mark()
+	for range 10 {
+		if d, _, ok := b.Cached("s"); !ok || d != "v" {
+			t.Fatalf("Cached of a warm key: %v, %v; want v, true", d, ok)
+		}
+	}
+	if n, sqls := c.Since(mark); n != 0 {
+		t.Fatalf("10 Cached hits sent %d statements, want 0: %q", n, sqls)
+	}
+}
+
 func TestPostgresStampedeOnColdKeyIsOneQuery(t *testing.T) {
 	t.Parallel()
 	dbURL := pgtest.NewURL(t)

@@ -79,13 +79,10 @@ func (s *Store) GetDecoded(ctx context.Context, key string) (any, time.Time, err
 		s.mu.Unlock()
 		return nil, time.Time{}, ErrClosed
 	}
-	if s.mem != nil && s.servingLocked() {
-		if n, ok := s.mem.touch(key, now); ok && n.decoded != nil {
-			d, e := n.decoded, n.rowExpiry
-			s.mu.Unlock()
-			s.stats.hits.Add(1)
-			return d, unixTime(e), nil
-		}
+	if d, e, ok := s.decodedLocked(key, now); ok {
+		s.mu.Unlock()
+		s.stats.hits.Add(1)
+		return d, unixTime(e), nil
 	}
 	s.mu.Unlock()
 
@@ -107,6 +104,39 @@ func (s *Store) GetDecoded(ctx context.Context, key string) (any, time.Time, err
 	}
 	s.mu.Unlock()
 	return d, unixTime(e), nil
+}
+
+// Cached is GetDecoded answered by memory alone: when memory serves key and holds its decoded
+// form, it returns what GetDecoded would (the decoded form and the row's expiry) with ok, and
+// counts a hit; otherwise it returns ok false and counts nothing. It never sends a statement,
+// never decodes, and allocates nothing: an absent or expired key, one not decoded yet, memory
+// off or not serving (the listener not listening), a closed store, all give ok false.
+func (s *Store) Cached(key string) (decoded any, expires time.Time, ok bool) {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, time.Time{}, false
+	}
+	d, e, ok := s.decodedLocked(key, now)
+	s.mu.Unlock()
+	if !ok {
+		return nil, time.Time{}, false
+	}
+	s.stats.hits.Add(1)
+	return d, unixTime(e), true
+}
+
+// decodedLocked returns the decoded form of the caller's key and its row's expiry if memory
+// may serve, holds the key at now and has its decoded form, and marks it most recently used.
+func (s *Store) decodedLocked(key string, now time.Time) (decoded any, e int64, ok bool) {
+	if s.mem == nil || !s.servingLocked() {
+		return nil, 0, false
+	}
+	if n, ok := s.mem.touch(key, now); ok && n.decoded != nil {
+		return n.decoded, n.rowExpiry, true
+	}
+	return nil, 0, false
 }
 
 // unixTime is the time of an expiry in unix seconds, the zero Time for 0 (none).

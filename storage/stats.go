@@ -5,7 +5,7 @@ import "sync/atomic"
 // Stats is a snapshot of a Store's counters, for monitoring. Counters only grow; Entries is the
 // number of entries in memory at the time of the snapshot.
 type Stats struct {
-	Hits          uint64 // Gets answered from memory
+	Hits          uint64 // Gets answered from memory, and Cached calls that reported ok
 	Misses        uint64 // Gets that went to Postgres (or joined a read in flight)
 	Reads         uint64 // reads sent to Postgres
 	Writes        uint64 // Sets sent to Postgres

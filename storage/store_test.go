@@ -838,6 +838,85 @@ func TestGetDecodedDecodesOncePerValue(t *testing.T) {
 	}
 }
 
+// TestCachedAnswersFromMemoryOnly: Cached gives what GetDecoded gives when memory serves the key
+// with its decoded form, counted as a hit, and otherwise reports false without reading the tier,
+// decoding or counting anything.
+func TestCachedAnswersFromMemoryOnly(t *testing.T) {
+	s, ft, clock := newTestStore(t, 10)
+	var decodes atomic.Int64
+	s.cfg.Decode = decodeCounting(&decodes)
+	ctx := context.Background()
+	// notCached fails unless Cached(key) reports false and leaves the tier and the counters alone.
+	notCached := func(what, key string) {
+		t.Helper()
+		before, gets, n := s.Stats(), ft.gets.Load(), decodes.Load()
+		if d, exp, ok := s.Cached(key); ok || d != nil || !exp.IsZero() {
+			t.Errorf("%s: Cached = %v, %v, %v; want nil, zero, false", what, d, exp, ok)
+		}
+		if after := s.Stats(); after.Hits != before.Hits || after.Misses != before.Misses || ft.gets.Load() != gets || decodes.Load() != n {
+			t.Errorf("%s: Cached counted %d hits and %d misses, read the tier %d times and decoded %d times; want none",
+				what, after.Hits-before.Hits, after.Misses-before.Misses, ft.gets.Load()-gets, decodes.Load()-n)
+		}
+	}
+	notCached("empty key", "")
+	notCached("absent key", "a")
+	ft.put(hashKey("a"), []byte("v1"), clock.Now().Add(time.Hour).Unix()) // written by another instance
+	notCached("key only in the tier", "a")
+	mustSet(t, s, "a", "v1", time.Hour)
+	notCached("key in memory, not decoded yet", "a")
+
+	want, wantExp, err := s.GetDecoded(ctx, "a")
+	if err != nil || want == nil {
+		t.Fatalf("GetDecoded: %v, %v", want, err)
+	}
+	hits := s.Stats().Hits
+	for range 3 {
+		d, exp, ok := s.Cached("a")
+		if !ok || d != want || !exp.Equal(wantExp) {
+			t.Fatalf("Cached = %v, %v, %v; want GetDecoded's %v, %v, true", d, exp, ok, want, wantExp)
+		}
+	}
+	if got := s.Stats().Hits - hits; got != 3 || ft.gets.Load() != 0 || decodes.Load() != 1 {
+		t.Errorf("3 Cached hits: counted %d hits, %d tier reads, %d decodes; want 3, 0, 1", got, ft.gets.Load(), decodes.Load())
+	}
+
+	s.mu.Lock()
+	s.leased, s.leaseOK = true, false // the lease ran out: memory keeps its entries, serves none
+	s.mu.Unlock()
+	notCached("memory not serving", "a")
+	s.mu.Lock()
+	s.leaseOK = true
+	s.mu.Unlock()
+	if _, _, ok := s.Cached("a"); !ok {
+		t.Fatal("Cached after the lease came back: not ok")
+	}
+
+	mustSet(t, s, "a", "v2", time.Hour)
+	notCached("key rewritten, its new value not decoded yet", "a")
+	if err := s.Delete("a"); err != nil {
+		t.Fatal(err)
+	}
+	notCached("deleted key", "a")
+
+	mustSet(t, s, "b", "v1", time.Minute)
+	if _, _, err := s.GetDecoded(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(time.Minute)
+	notCached("expired key", "b")
+
+	mustSet(t, s, "c", "v1", time.Hour)
+	if _, _, err := s.GetDecoded(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d, _, ok := s.Cached("c"); ok || d != nil {
+		t.Errorf("Cached after Close = %v, %v; want nil, false", d, ok)
+	}
+}
+
 func TestGetDecodedErrors(t *testing.T) {
 	s, _, _ := newTestStore(t, 10)
 	if _, _, err := s.GetDecoded(context.Background(), "a"); err == nil {

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"maps"
@@ -85,6 +86,45 @@ func TestSessionKeyRotation(t *testing.T) {
 	if n := pgtest.Count(t, pgtest.Pool(t, dbURL), "SELECT count(*) FROM session_key"); n != 0 {
 		t.Errorf("session_key rows with SESSION_KEYS set: got %d, want 0", n)
 	}
+}
+
+// A cookie signed by a key the instance does not have is refused without a statement even when
+// the instance holds its session warm in memory (read there by the store itself, as a stale
+// entry would be): memory's entry skips the signature check only for an id checked against it.
+func TestRemovedKeyRefusedWhenWarm(t *testing.T) {
+	t.Parallel()
+	_, base := withUser(t)
+	old, fresh := newKey(), newKey()
+	start := func(keys ...string) (*server, *pgtest.Counter) {
+		t.Helper()
+		env := maps.Clone(base)
+		env["SESSION_KEYS"] = strings.Join(keys, ",")
+		return startCounted(t, env, app.Hooks{Config: noSweep})
+	}
+	before, _ := start(old)
+	c := newClient(t)
+	mustLogin(t, c, before, email, password)
+	mustMe(t, c, before, http.StatusOK)
+	cookie := sessionCookie(t, c, before)
+
+	after, st := start(fresh)
+	if d, _, err := after.Store.GetDecoded(context.Background(), cookie); err != nil || d == nil {
+		t.Fatalf("GetDecoded of the old key's session: %v, %v; want it read into memory", d, err)
+	}
+	const requests = 5
+	hits, mark := after.Store.Stats().Hits, st.Mark()
+	for range requests {
+		if got := me(t, withCookie(cookie), after); got != http.StatusUnauthorized {
+			t.Fatalf("cookie signed by the removed key, its session warm: got %d, want 401", got)
+		}
+	}
+	if n, sqls := st.Since(mark); n != 0 {
+		t.Errorf("cookie signed by the removed key, its session warm: got %d statements, want 0: %q", n, sqls)
+	}
+	if got := after.Store.Stats().Hits - hits; got != requests {
+		t.Fatalf("%d memory hits for %d requests, want one each: the session was not warm", got, requests)
+	}
+	mustMe(t, c, before, http.StatusOK) // still good where its key is
 }
 
 // SESSION_KEYS_FILE gives the keys one a line; its keys sign and verify as SESSION_KEYS's do,

@@ -2,6 +2,8 @@ package tests
 
 import (
 	"bufio"
+	"context"
+	"crypto/rand"
 	"fmt"
 	"maps"
 	"net"
@@ -525,6 +527,121 @@ func TestWarmGuardSendsNoSessionStatement(t *testing.T) {
 	if len(sqls) != 0 {
 		t.Errorf("warm GET /me: got %d statements on the sessions table over %d requests, want 0: %q", len(sqls), requests, sqls)
 	}
+}
+
+// TestForgedCookieNeverHandedAWarmSession checks the guard's promise whatever memory holds: a
+// real session's value planted in the store under a key of the right length and alphabet that
+// no key signed, and so warm in memory, is refused, before and after the store has read it,
+// with no statement to the sessions table. Memory's entry is trusted without the signature
+// check only for an id whose signature the guard has checked for that very value.
+func TestForgedCookieNeverHandedAWarmSession(t *testing.T) {
+	t.Parallel()
+	_, env := withUser(t)
+	s, st := startCounted(t, env, app.Hooks{Config: noSweep})
+	c := newClient(t)
+	mustLogin(t, c, s, email, password)
+	mustMe(t, c, s, http.StatusOK) // the genuine id checked, its value marked for it
+	genuine := sessionCookie(t, c, s)
+	val, err := s.Store.Get(genuine)
+	if err != nil || val == nil {
+		t.Fatalf("the genuine session's value: %q, %v", val, err)
+	}
+	mac := []byte(genuine[26:])
+	mac[len(mac)-1] = "AB"[mac[len(mac)-1]%2] // A for B, B for A and for any other: always a change
+	for what, forged := range map[string]string{
+		"the genuine random part, another MAC": genuine[:26] + string(mac),
+		"made up":                              rand.Text() + rand.Text(),
+	} {
+		if len(forged) != 52 || forged == genuine {
+			t.Fatalf("%s: %q is not a forgery of the right shape", what, forged)
+		}
+		if err := s.Store.Set(forged, val, time.Hour); err != nil { // decoded as it is stored
+			t.Fatal(err)
+		}
+		for _, read := range []bool{false, true} {
+			if read {
+				if d, _, err := s.Store.GetDecoded(context.Background(), forged); err != nil || d == nil {
+					t.Fatalf("%s: GetDecoded of the planted session: %v, %v", what, d, err)
+				}
+			}
+			if _, _, ok := s.Store.Cached(forged); !ok {
+				t.Fatalf("%s (read %v): the planted session is not warm in memory", what, read)
+			}
+			const requests = 5
+			hits, mark := s.Store.Stats().Hits, st.Mark()
+			for range requests {
+				if status, body := do(t, withCookie(forged), "GET", s.URL+"/me", "", ""); status != http.StatusUnauthorized {
+					t.Fatalf("%s (read %v): GET /me got %d %s, want 401", what, read, status, body)
+				}
+			}
+			if sqls := sessionStatementsSince(st, mark); len(sqls) != 0 {
+				t.Errorf("%s (read %v): %d statements on the sessions table, want 0: %q", what, read, len(sqls), sqls)
+			}
+			// Each request's one memory probe found the planted entry: it was warm throughout.
+			if got := s.Store.Stats().Hits - hits; got != requests {
+				t.Fatalf("%s (read %v): %d memory hits for %d requests, want one each", what, read, got, requests)
+			}
+		}
+	}
+	mustMe(t, c, s, http.StatusOK)
+}
+
+// TestVerifiedSessionServesAfterRewrite: a warm session serves request after request without a
+// statement on the sessions table; rewritten under the same id (a new value, which the guard
+// has not checked yet), it serves the new value, still without one.
+func TestVerifiedSessionServesAfterRewrite(t *testing.T) {
+	t.Parallel()
+	dbURL, env, clk := slidingFixture(t) // the clock stands still: no refresh comes due
+	mustCreateUser(t, dbURL, "eve@example.com", password)
+	s, st := startCounted(t, env, app.Hooks{Now: clk.Now, Config: noSweep})
+	ada, eve := newClient(t), newClient(t)
+	mustLogin(t, ada, s, email, password)
+	mustLogin(t, eve, s, "eve@example.com", password)
+	cookie := sessionCookie(t, ada, s)
+
+	// serves fails unless requests GET /me with ada's cookie answer want's user, with no
+	// statement on the sessions table.
+	serves := func(what, want string) {
+		t.Helper()
+		const requests = 100
+		mark := st.Mark()
+		for i := range requests {
+			status, body := do(t, ada, "GET", s.URL+"/me", "", "")
+			if status != http.StatusOK || decodeUser(t, body).Email != want {
+				t.Fatalf("%s: request %d got %d %s, want 200 and %s", what, i, status, body, want)
+			}
+		}
+		if sqls := sessionStatementsSince(st, mark); len(sqls) != 0 {
+			t.Errorf("%s: %d statements on the sessions table over %d requests, want 0: %q", what, len(sqls), requests, sqls)
+		}
+	}
+	mustMe(t, ada, s, http.StatusOK) // warms memory if login did not
+	serves("warm", email)
+	first, _, ok := s.Store.Cached(cookie)
+	if !ok {
+		t.Fatal("ada's session is not warm after 100 requests")
+	}
+
+	// The logins' two notifications first: Ada's, arriving after the rewrite, would drop the new
+	// copy, whose row it does not describe.
+	for deadline := time.Now().Add(10 * time.Second); s.Store.Stats().Invalidations < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("heard %d of the logins' 2 notifications within 10s", s.Store.Stats().Invalidations)
+		}
+	}
+	// Eve's value under Ada's id, with the expiry of her login (SESSION_IDLE_TIMEOUT): a new
+	// value for the id, decoded anew.
+	val, err := s.Store.Get(sessionCookie(t, eve, s))
+	if err != nil || val == nil {
+		t.Fatalf("eve's session: %q, %v", val, err)
+	}
+	if err := s.Store.Set(cookie, val, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if second, _, ok := s.Store.Cached(cookie); !ok || second == first {
+		t.Fatalf("after the rewrite: Cached %v, want a new decoded value in memory", ok)
+	}
+	serves("rewritten", "eve@example.com")
 }
 
 // findCookie returns the cookie named name that resp sets, failing the test when there is none.
