@@ -154,9 +154,43 @@ func renderHeaders(kv ...string) []headerField {
 	return out
 }
 
-// addSecurityHeaders sets the security headers on a response that has none of them yet, and
-// Strict-Transport-Security when hsts is not empty.
-func addSecurityHeaders(h *fasthttp.ResponseHeader, hsts []byte) {
+// securityHeader is a response header holding the security headers and nothing else, as
+// fasthttp's server resets a response before each request: copied into a fresh response
+// (apply), it gives it the headers without normalising, checking or looking up any of them
+// again, which setting them one by one does for each.
+type securityHeader struct {
+	h    fasthttp.ResponseHeader // read only once built: copied from by many requests at once
+	copy bool                    // whether apply copies h; otherwise it sets the fields
+	hsts []byte
+}
+
+// newSecurityHeader returns the security headers of fs's responses, with
+// Strict-Transport-Security when hsts is not empty. A copy carries the response's flags too,
+// so h takes those fs gives a fresh response; one that cannot be taken (fs.NoDefaultDate, which
+// fasthttp lets no one set) makes apply set the fields instead.
+func newSecurityHeader(fs *fasthttp.Server, hsts []byte) *securityHeader {
+	s := &securityHeader{copy: !fs.NoDefaultDate, hsts: hsts}
+	s.h.SetNoDefaultContentType(fs.NoDefaultContentType)
+	if fs.DisableHeaderNamesNormalizing {
+		s.h.DisableNormalizing()
+	}
+	setSecurityFields(&s.h, hsts)
+	return s
+}
+
+// apply gives h, a response's header that the handlers have not touched yet, the security
+// headers.
+func (s *securityHeader) apply(h *fasthttp.ResponseHeader) {
+	if s.copy {
+		s.h.CopyTo(h)
+		return
+	}
+	setSecurityFields(h, s.hsts)
+}
+
+// setSecurityFields sets the security headers on h, and Strict-Transport-Security when hsts
+// is not empty.
+func setSecurityFields(h *fasthttp.ResponseHeader, hsts []byte) {
 	for _, f := range securityFields {
 		h.SetCanonical(f.name, f.value) // names as fasthttp normalises them: no copy normalised again
 	}
@@ -202,6 +236,7 @@ var (
 func guardServer(fs *fasthttp.Server, hstsValue string) {
 	handle, refuse := fs.Handler, fs.ErrorHandler
 	hsts := []byte(hstsValue)
+	headers := newSecurityHeader(fs, hsts)
 	fs.ErrorHandler = func(ctx *fasthttp.RequestCtx, err error) {
 		if !strings.Contains(err.Error(), "timeout") { // Fiber's one test of the message
 			err = malformedRequest{err}
@@ -215,7 +250,7 @@ func guardServer(fs *fasthttp.Server, hstsValue string) {
 			fs.ErrorHandler(ctx, errAmbiguousFraming)
 			return
 		}
-		addSecurityHeaders(&ctx.Response.Header, hsts) // fasthttp resets the response per request
+		headers.apply(&ctx.Response.Header) // fasthttp resets the response per request
 		handle(ctx)
 		setSecurityHeaders(&ctx.Response.Header, hsts) // in case the handlers reset it
 	}
