@@ -280,8 +280,9 @@ func (s *sessions) logEvent(c *fiber.Ctx, event string) {
 }
 
 // Guard is the middleware in front of every protected route. It answers 401 unless the request
-// carries a live session, and hands the handler the session's user (handlers.CurrentUser). For a
-// session in memory it sends nothing to the database and decodes nothing.
+// carries a live session, and hands the handler the session's user (handlers.CurrentUser) with
+// Cache-Control: no-store already set on the answer. For a session in memory it sends nothing to
+// the database and decodes nothing.
 //
 // A cookie that is not a valid session id (sessionIDs.Valid) is refused before any database
 // lookup and is never handed a session, whatever the store holds: one of the wrong length or

@@ -159,8 +159,7 @@ func Login(gate Gate, sessions Sessions, device DeviceCookie) fiber.Handler {
 
 // Me answers GET /me with the current user as JSON. It goes behind the guard.
 func Me(c *fiber.Ctx) error {
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.JSON(CurrentUser(c))
+	return c.JSON(CurrentUser(c)) // Cache-Control: no-store, as every answer behind the guard
 }
 
 // Logout answers POST /logout with 204: the session is over on every instance and its cookie

@@ -322,3 +322,24 @@ func rawPost(t *testing.T, s *server, path string, size int) *http.Response {
 	}
 	return resp
 }
+
+// Every answer of a route behind the guard carries Cache-Control: no-store, whatever its
+// handler sets, so that no cache along the way keeps a user's data; so does the login's.
+func TestGuardedAnswersAreNotStored(t *testing.T) {
+	t.Parallel()
+	_, env := withUser(t)
+	s := startServer(t, env, app.Hooks{})
+	c := newClient(t)
+	resp := doResp(t, c, "POST", s.URL+"/login", "application/json", loginBody(email, password))
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("login: %d, Cache-Control %q; want 200, no-store", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+	for _, path := range []string{"/me", "/sessions"} {
+		resp := doResp(t, c, "GET", s.URL+path, "", "")
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("GET %s: %d, Cache-Control %q; want 200, no-store", path, resp.StatusCode, resp.Header.Get("Cache-Control"))
+		}
+	}
+}
