@@ -9,40 +9,24 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gofiber-template/sessions/internal/testclock"
 )
 
-// testTick is the tick of the listeners under test. The clock is a fakeClock that starts at the
+// testTick is the tick of the listeners under test. The clock is a testclock.Clock that starts at the
 // real time, so a deadline a tick ahead of it is an hour ahead of the real one: a socket never
 // reaches a recorded deadline by itself, and only reap, or a deadline put on it at once, cuts.
 const testTick = time.Hour
 
-// fakeClock is a clock that moves only when the test moves it. It is safe for concurrent use.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // newTestListener returns a deadlineListener without a reaper (the test calls reap) over a TCP
 // listener on the loopback interface, on a fakeClock; the test's end closes it.
-func newTestListener(t *testing.T) (*deadlineListener, *fakeClock) {
+func newTestListener(t *testing.T) (*deadlineListener, *testclock.Clock) {
 	t.Helper()
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	l := newDeadlineListener(tcp, testTick, clock.Now)
 	t.Cleanup(func() { _ = l.Close() })
 	return l, clock

@@ -44,7 +44,7 @@ func TestDeadKeyCostsOneRead(t *testing.T) {
 		t.Fatalf("got %d tier reads after a refused Set, want still 1", n)
 	}
 	// Dead entries live no longer than MaxAge.
-	clock.Add(s.cfg.MaxAge)
+	clock.Advance(s.cfg.MaxAge)
 	wantValue(t, mustGet(t, s, "gone"), "")
 	if n := ft.gets.Load(); n != 2 {
 		t.Fatalf("got %d tier reads after MaxAge, want 2", n)

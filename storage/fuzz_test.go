@@ -253,7 +253,7 @@ func runProg(t *testing.T, prog []byte, ops byte) {
 		case 4: // another instance deletes
 			del(key, false)
 		case 5: // time passes, and the tier is swept of what expired (tombstones too)
-			clock.Add(steps[int(next())%len(steps)])
+			clock.Advance(steps[int(next())%len(steps)])
 			_ = ft.sweep(context.Background(), clock.Now())
 			_ = model.sweep(context.Background(), clock.Now())
 		case 6: // Reset

@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gofiber-template/sessions/internal/pgtest"
+
+	"github.com/gofiber-template/sessions/internal/testclock"
 )
 
 // newPGStore starts a Store on pool with a test-sized configuration, closed when the test ends.
@@ -951,7 +953,7 @@ func TestPostgresDeleteRefusesLateSaveWhateverTheClocks(t *testing.T) {
 		t.Run("store clock "+skew.String(), func(t *testing.T) {
 			t.Parallel()
 			pool, _ := pgtest.NewPool(t)
-			clock := &fakeClock{t: time.Now().Add(skew)}
+			clock := testclock.New(time.Now().Add(skew))
 			s := newPGStore(t, pool, func(c *Config) { c.Now, c.SweepInterval = clock.Now, time.Hour })
 			mustSet(t, s, "s", "logged in", time.Hour)
 			loaded := mustGet(t, s, "s")
@@ -967,14 +969,14 @@ func TestPostgresDeleteRefusesLateSaveWhateverTheClocks(t *testing.T) {
 			s.flushAll()
 			wantValue(t, mustGet(t, s, "s"), "")
 
-			clock.Add(time.Hour - time.Second)
+			clock.Advance(time.Hour - time.Second)
 			if err := s.tier.sweep(context.Background(), clock.Now()); err != nil {
 				t.Fatal(err)
 			}
 			if n := pgtest.Count(t, pool, "SELECT count(*) FROM session_tombstones"); n != 1 {
 				t.Fatalf("got %d tombstones before the row's expiry, want 1", n)
 			}
-			clock.Add(time.Second)
+			clock.Advance(time.Second)
 			if err := s.tier.sweep(context.Background(), clock.Now()); err != nil {
 				t.Fatal(err)
 			}

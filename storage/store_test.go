@@ -15,10 +15,12 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/gofiber-template/sessions/internal/testclock"
 )
 
 // newTestStore returns a Store over a fakeTier with a fake clock, closed when the test ends.
-func newTestStore(t *testing.T, capacity int) (*Store, *fakeTier, *fakeClock) {
+func newTestStore(t *testing.T, capacity int) (*Store, *fakeTier, *testclock.Clock) {
 	t.Helper()
 	clock := newFakeClock()
 	cfg := DefaultConfig()
@@ -162,17 +164,17 @@ func TestEntryNeverOutlivesRow(t *testing.T) {
 	ft.put(hashKey("miss"), []byte("1"), clock.Now().Unix()+5)
 	wantValue(t, mustGet(t, s, "miss"), "1")
 	// Filled by Set for 2.5 s: the row keeps whole seconds, rounded down, so 2 s.
-	clock.Add(300 * time.Millisecond)
+	clock.Advance(300 * time.Millisecond)
 	mustSet(t, s, "set", "2", 2500*time.Millisecond)
 
-	clock.Add(1900 * time.Millisecond) // 2.2 s after the Set, 2.2 s into the miss row
+	clock.Advance(1900 * time.Millisecond) // 2.2 s after the Set, 2.2 s into the miss row
 	wantValue(t, mustGet(t, s, "miss"), "1")
 	if inMemory(s, "set") && s.mem.index[hashKey("set")].deadline.After(time.Unix(ft.row("set").e, 0)) {
 		t.Fatal("entry filled by Set outlives its row")
 	}
 	wantValue(t, mustGet(t, s, "set"), "")
 
-	clock.Add(2800 * time.Millisecond) // 5 s into the miss row
+	clock.Advance(2800 * time.Millisecond) // 5 s into the miss row
 	wantValue(t, mustGet(t, s, "miss"), "")
 	if inMemory(s, "miss") || inMemory(s, "set") {
 		t.Fatal("expired entries still in memory")
@@ -183,9 +185,9 @@ func TestMaxAgeBoundsEntriesWithoutExpiry(t *testing.T) {
 	s, ft, clock := newTestStore(t, 10)
 	mustSet(t, s, "forever", "1", 0)
 	ft.put(hashKey("forever"), []byte("changed behind our back"), 0)
-	clock.Add(s.cfg.MaxAge - time.Nanosecond)
+	clock.Advance(s.cfg.MaxAge - time.Nanosecond)
 	wantValue(t, mustGet(t, s, "forever"), "1")
-	clock.Add(time.Nanosecond)
+	clock.Advance(time.Nanosecond)
 	wantValue(t, mustGet(t, s, "forever"), "changed behind our back")
 }
 
@@ -638,11 +640,11 @@ func TestNeverServedPastRequestedExpiry(t *testing.T) {
 	for _, frac := range []time.Duration{0, 1, 300 * time.Millisecond, 700 * time.Millisecond, time.Second - 1} {
 		t.Run(frac.String(), func(t *testing.T) {
 			s, ft, clock := newTestStore(t, 10)
-			clock.Add(frac)
+			clock.Advance(frac)
 			const exp = 500 * time.Millisecond
 			mustSet(t, s, "a", "v", exp)
 			mustGet(t, s, "a")
-			clock.Add(exp)
+			clock.Advance(exp)
 			wantValue(t, mustGet(t, s, "a"), "")
 			s.flushAll()
 			wantValue(t, mustGet(t, s, "a"), "")
@@ -692,7 +694,7 @@ func TestSubSecondSweepIntervalIsHonoured(t *testing.T) {
 	s = newStore(ft, nil, cfg, true)
 	defer s.Close()
 	ft.put(hashKey("old"), []byte("1"), clock.Now().Unix()+1)
-	clock.Add(2 * time.Second)
+	clock.Advance(2 * time.Second)
 	waitFor(t, func() bool { ft.mu.Lock(); defer ft.mu.Unlock(); return len(ft.rows) == 0 })
 }
 
@@ -902,7 +904,7 @@ func TestCachedAnswersFromMemoryOnly(t *testing.T) {
 	if _, _, err := s.GetDecoded(ctx, "b"); err != nil {
 		t.Fatal(err)
 	}
-	clock.Add(time.Minute)
+	clock.Advance(time.Minute)
 	notCached("expired key", "b")
 
 	mustSet(t, s, "c", "v1", time.Hour)
@@ -1053,7 +1055,7 @@ func TestTouch(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustSet(t, s, "old", "v", time.Second)
-	clock.Add(2 * time.Second)
+	clock.Advance(2 * time.Second)
 	for _, k := range []string{"never", "gone", "old", ""} {
 		if err := s.Touch(ctx, k, clock.Now().Add(time.Hour)); !errors.Is(err, ErrDeleted) {
 			t.Errorf("Touch(%q): got %v, want ErrDeleted", k, err)

@@ -18,6 +18,8 @@ import (
 	"github.com/gofiber-template/sessions/internal/pgtest"
 	"github.com/gofiber-template/sessions/storage"
 	"github.com/gofiber-template/sessions/storage/users"
+
+	"github.com/gofiber-template/sessions/internal/testclock"
 )
 
 // server is one running instance of the real server.
@@ -287,25 +289,9 @@ func eventually(t *testing.T, c *http.Client, s *server, want int, within time.D
 	}
 }
 
-// clock is a settable clock for session expiry: tests move time instead of waiting for it.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// newClock returns a settable clock for session expiry, at the present: tests move time instead
+// of waiting for it.
+func newClock() *testclock.Clock { return testclock.New(time.Now()) }
 
 // sessionRows counts the rows of the sessions table.
 func sessionRows(t *testing.T, dbURL string) int64 {

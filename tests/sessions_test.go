@@ -15,6 +15,8 @@ import (
 	"github.com/gofiber-template/sessions/app"
 	"github.com/gofiber-template/sessions/internal/pgtest"
 	"github.com/gofiber-template/sessions/internal/testenv"
+
+	"github.com/gofiber-template/sessions/internal/testclock"
 )
 
 const (
@@ -703,7 +705,7 @@ func TestDatabaseGone(t *testing.T) {
 // slidingFixture creates a database with the test user and returns its URL, the server
 // environment for it with a one-hour idle timeout and a one-minute touch interval, and a test
 // clock.
-func slidingFixture(t *testing.T) (dbURL string, env map[string]string, clk *clock) {
+func slidingFixture(t *testing.T) (dbURL string, env map[string]string, clk *testclock.Clock) {
 	t.Helper()
 	dbURL, env = withUser(t)
 	env["SESSION_IDLE_TIMEOUT"] = "1h" // and so a touch interval of 1m

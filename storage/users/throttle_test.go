@@ -3,34 +3,17 @@ package users
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gofiber-template/sessions/internal/pgtest"
+
+	"github.com/gofiber-template/sessions/internal/testclock"
 )
 
-// testClock is a settable clock.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newTestThrottle(t *testing.T, db *pgxpool.Pool, clock *testClock) *Throttle {
+func newTestThrottle(t *testing.T, db *pgxpool.Pool, clock *testclock.Clock) *Throttle {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.AccountFailures, cfg.AddressFailures, cfg.HardLimit = 3, 10, 20
@@ -64,7 +47,7 @@ func failures(t *testing.T, db *pgxpool.Pool, key string) int64 {
 func TestThrottleLockoutDoublesThenForgets(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewPool(t)
-	clock := &testClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	th := newTestThrottle(t, db, clock)
 	acct, addr := "account:ada", "address:192.0.2.1/32"
 
@@ -117,7 +100,7 @@ func TestThrottleLockoutDoublesThenForgets(t *testing.T) {
 func TestThrottleAttackerNeverResetsAndHitsTheHardLimit(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewPool(t)
-	clock := &testClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	th := newTestThrottle(t, db, clock) // 3 failures, 1m doubling to 5m, window 15m, hard limit 20
 	acct := "account:ada"
 	end := clock.Now().Add(24 * time.Hour)
@@ -150,7 +133,7 @@ func TestThrottleRemembersThrottledKeys(t *testing.T) {
 	_, dbURL := pgtest.NewPool(t)
 	var statements pgtest.Counter
 	db := pgtest.PoolWithCounter(t, dbURL, &statements)
-	clock := &testClock{now: time.Now().Truncate(time.Microsecond)}
+	clock := testclock.New(time.Now().Truncate(time.Microsecond))
 	th := newTestThrottle(t, db, clock)
 	for range 3 {
 		mustFail(t, th, "account:ada", "address:192.0.2.1/32")
@@ -218,7 +201,7 @@ func TestAddressKeyCountsPrefixes(t *testing.T) {
 func TestThrottleAddressAcrossAccountsAndClear(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewPool(t)
-	clock := &testClock{now: time.Now().Truncate(time.Microsecond)} // PostgreSQL keeps microseconds
+	clock := testclock.New(time.Now().Truncate(time.Microsecond)) // PostgreSQL keeps microseconds
 	th := newTestThrottle(t, db, clock)
 	addr := "address:192.0.2.7/32"
 	for i := range 10 { // ten accounts, two failures each: no account reaches 3
@@ -250,7 +233,7 @@ func TestThrottleAddressAcrossAccountsAndClear(t *testing.T) {
 func TestThrottleSweep(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewPool(t)
-	clock := &testClock{now: time.Now().Truncate(time.Microsecond)} // PostgreSQL keeps microseconds
+	clock := testclock.New(time.Now().Truncate(time.Microsecond)) // PostgreSQL keeps microseconds
 	th := newTestThrottle(t, db, clock)
 	mustFail(t, th, "account:old", "address:192.0.2.1/32")
 	for range 20 { // the hard limit
@@ -276,7 +259,7 @@ func TestThrottleSweep(t *testing.T) {
 func TestThrottleFarPastTheLimit(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewPool(t)
-	clock := &testClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	th := newTestThrottle(t, db, clock) // addresses: 10 failures, no hard limit
 	for i := 1; i <= 80; i++ {
 		wait, err := th.fail(context.Background(), []string{"account:a" + strings.Repeat("x", i), "address:192.0.2.1/32"}, 0)
