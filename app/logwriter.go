@@ -16,7 +16,8 @@ import (
 // line is too, unless batching is on (batch, LOG_FLUSH_INTERVAL): then it joins a buffer that
 // one goroutine writes when it holds flushSize bytes, at each tick, before any record (so
 // records and request lines keep their order), and when batching stops. What a crash can lose
-// is the request lines of the last tick, never a record. When the buffer holds bufferLimit
+// is the request lines of the last tick (up to bufferLimit of them while the underlying writer
+// is behind), never a record. When the buffer holds bufferLimit
 // bytes, because the underlying writer is slower than the requests, a request line that does
 // not fit is dropped and counted (Dropped), and once the writer has caught up one warning says
 // how many went.
@@ -88,12 +89,16 @@ func (lw *lineWriter) writeRequest(l *requestLine) bool {
 
 	lw.wmu.Lock()
 	defer lw.wmu.Unlock()
-	buf, ok := l.appendJSON(lw.out[:0])
-	if ok {
+	lw.mu.Lock()
+	lw.out, lw.pending = lw.pending, lw.out[:0] // lines batched before batching stopped go first
+	lw.mu.Unlock()
+	buf, ok := l.appendJSON(lw.out)
+	if len(buf) > 0 {
 		_, _ = lw.w.Write(buf) // a log line that cannot be written is not the client's problem
 	}
-	if cap(buf) <= 4096 {
-		lw.out = buf
+	lw.out = buf[:0]
+	if cap(buf) > 4*flushSize {
+		lw.out = nil
 	}
 	return ok
 }

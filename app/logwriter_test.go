@@ -167,3 +167,22 @@ func TestBatchDropsWhenWriterFallsBehind(t *testing.T) {
 		t.Errorf("last line %v, want a WARN with count %d", warning, dropped)
 	}
 }
+
+// A request line written just as batching stops (after batched is off, before the last
+// flush) comes after the lines batched before it.
+func TestRequestLineAfterBatchingStopsKeepsOrder(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	_, lw, _, stop := batchedLogger(t, &buf)
+	lw.writeRequest(testLine(1))
+	lw.writeRequest(testLine(2))
+	lw.mu.Lock()
+	lw.batched = false // what stop does first
+	lw.mu.Unlock()
+	lw.writeRequest(testLine(3))
+	stop()
+	want := []string{"request line-1", "request line-2", "request line-3"}
+	if got := jsonLines(t, buf.String()); !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}

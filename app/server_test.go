@@ -172,55 +172,66 @@ func rawRequest(t *testing.T, srv *fiber.App, req string) *http.Response {
 }
 
 // A response given the security headers by copying them (securityHeader.apply) is, byte for
-// byte but its Date, the response given them one by one, whatever fasthttp's server flags: the
-// copy carries the flags a fresh response has, or is not made.
+// byte but its Date, the response given them one by one, whatever fasthttp's server flags (the
+// copy carries the flags a fresh response has, or, for NoDefaultDate, is not made) and
+// whatever the request: keep-alive, a second request on the connection, HTTP/1.0, Connection:
+// close.
 func TestSecurityHeaderCopyAnswersAsSetting(t *testing.T) {
 	t.Parallel()
 	hsts := []byte("max-age=31536000")
+	const requests = "GET / HTTP/1.1\r\nHost: x\r\n\r\n" + // keep-alive
+		"GET /again HTTP/1.1\r\nHost: x\r\n\r\n" + // the connection's second request
+		"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 	for _, flags := range []struct{ noContentType, noDate, noNormalizing bool }{
 		{}, {noContentType: true}, {noDate: true}, {noNormalizing: true}, {true, true, true},
 	} {
-		answer := func(copied bool) string {
-			t.Helper()
-			fs := &fasthttp.Server{NoDefaultContentType: flags.noContentType, NoDefaultDate: flags.noDate,
-				DisableHeaderNamesNormalizing: flags.noNormalizing}
-			sh := newSecurityHeader(fs, hsts)
-			fs.Handler = func(ctx *fasthttp.RequestCtx) {
-				if copied {
-					sh.apply(&ctx.Response.Header)
-				} else {
-					setSecurityFields(&ctx.Response.Header, hsts)
+		for _, reqs := range []string{requests, "GET / HTTP/1.0\r\n\r\n"} {
+			answer := func(copied bool) string {
+				t.Helper()
+				fs := &fasthttp.Server{NoDefaultContentType: flags.noContentType, NoDefaultDate: flags.noDate,
+					DisableHeaderNamesNormalizing: flags.noNormalizing}
+				sh := newSecurityHeader(fs, hsts)
+				fs.Handler = func(ctx *fasthttp.RequestCtx) {
+					if copied {
+						sh.apply(&ctx.Response.Header)
+					} else {
+						setSecurityFields(&ctx.Response.Header, hsts)
+					}
+					ctx.SetBodyString("ok")
 				}
-				ctx.SetBodyString("ok")
+				ln := fasthttputil.NewInmemoryListener()
+				defer ln.Close()
+				go fs.Serve(ln) //nolint:errcheck // ends with the listener
+				c, err := ln.Dial()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				if _, err := c.Write([]byte(reqs)); err != nil {
+					t.Fatal(err)
+				}
+				var out strings.Builder
+				br := bufio.NewReader(c)
+				for range strings.Count(reqs, "GET ") {
+					var resp fasthttp.Response
+					if err := resp.Read(br); err != nil {
+						t.Fatal(err)
+					}
+					if len(resp.Header.Peek(fiber.HeaderDate)) > 0 {
+						out.WriteString("Date: (one)\n")
+					}
+					resp.Header.Del(fiber.HeaderDate) // the time it was written
+					out.WriteString(resp.String() + "\n")
+				}
+				return out.String()
 			}
-			ln := fasthttputil.NewInmemoryListener()
-			defer ln.Close()
-			go fs.Serve(ln) //nolint:errcheck // ends with the listener
-			c, err := ln.Dial()
-			if err != nil {
-				t.Fatal(err)
+			got, want := answer(true), answer(false)
+			if got != want {
+				t.Errorf("flags %+v, %q: copied\n%s\nwant, set one by one\n%s", flags, reqs, got, want)
 			}
-			defer c.Close()
-			if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
-				t.Fatal(err)
+			if !strings.Contains(got, "Strict-Transport-Security: max-age=31536000") || !strings.Contains(got, "X-Content-Type-Options: nosniff") {
+				t.Errorf("flags %+v: the copied answer lacks security headers:\n%s", flags, got)
 			}
-			var resp fasthttp.Response
-			if err := resp.Read(bufio.NewReader(c)); err != nil {
-				t.Fatal(err)
-			}
-			date := "Date: (none)\n"
-			if len(resp.Header.Peek(fiber.HeaderDate)) > 0 {
-				date = "Date: (one)\n"
-			}
-			resp.Header.Del(fiber.HeaderDate) // the time it was written
-			return date + resp.String()
-		}
-		got, want := answer(true), answer(false)
-		if got != want {
-			t.Errorf("flags %+v: copied\n%s\nwant, set one by one\n%s", flags, got, want)
-		}
-		if !strings.Contains(got, "Strict-Transport-Security: max-age=31536000") || !strings.Contains(got, "X-Content-Type-Options: nosniff") {
-			t.Errorf("flags %+v: the copied answer lacks security headers:\n%s", flags, got)
 		}
 	}
 }

@@ -65,7 +65,8 @@ type Config struct {
 	Now func() time.Time
 	// Decode, if set, turns a stored value into the form the application reads, for
 	// GetDecoded. Its result is kept with the memory entry and shared by every caller until the
-	// value changes, so it must never be modified after Decode returns.
+	// value changes, so it must never be modified after Decode returns, but for fields that
+	// are only ever read and written atomically.
 	Decode func(val []byte) (any, error)
 	// Owner, if set, files every value under an owner, for DeleteOwner, Owned and DeleteHandle:
 	// Owner of the value's Decode form ("" for none). Set writes the owner with the value, in

@@ -110,7 +110,8 @@ func (s *Store) GetDecoded(ctx context.Context, key string) (any, time.Time, err
 // form, it returns what GetDecoded would (the decoded form and the row's expiry) with ok, and
 // counts a hit; otherwise it returns ok false and counts nothing. It never sends a statement,
 // never decodes, and allocates nothing: an absent or expired key, one not decoded yet, memory
-// off or not serving (the listener not listening), a closed store, all give ok false.
+// off or not serving (the listener not listening), a closed store, all give ok false. Unlike
+// GetDecoded it takes no context, so it answers whether or not the caller's has ended.
 func (s *Store) Cached(key string) (decoded any, expires time.Time, ok bool) {
 	now := s.cfg.Now()
 	s.mu.Lock()

@@ -99,8 +99,8 @@ func requestLines(t *testing.T, log string) []map[string]any {
 
 // With request lines batched, every other line is written at once and the batch by the end
 // of a graceful shutdown: with an interval longer than the test, a login's security event is
-// in the log before its request line, and every request line is there once Run has returned,
-// in the order of the requests.
+// in the log as soon as the login has answered, and every request line is there once Run has
+// returned, in the order of the requests. (That the lines wait is TestBatchedRequestLines'.)
 func TestRequestLinesWrittenByShutdown(t *testing.T) {
 	t.Parallel()
 	_, env := withUser(t)
@@ -111,9 +111,6 @@ func TestRequestLinesWrittenByShutdown(t *testing.T) {
 	mustLogin(t, c, s, "ada@example.com", "correct horse battery staple")
 	if !strings.Contains(s.Log.String(), `"msg":"login"`) {
 		t.Fatalf("the login's security event is not in the log at once:\n%s", s.Log.String())
-	}
-	if got := requestLines(t, s.Log.String()); len(got) != 0 {
-		t.Fatalf("%d request lines written before the batch's interval or the shutdown, want 0 (not batched?)", len(got))
 	}
 	const n = 20
 	var ids []string
