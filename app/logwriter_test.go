@@ -90,23 +90,37 @@ func TestBatchedRequestLines(t *testing.T) {
 	}
 }
 
-// A batch is written once it holds flushSize bytes, without waiting for a tick.
+// A batch is written once it holds flushSize bytes, without waiting for a tick: at least the
+// lines that filled it, in order; stop writes the rest.
 func TestBatchWrittenWhenFull(t *testing.T) {
 	t.Parallel()
 	var buf syncBuffer
 	_, lw, _, stop := batchedLogger(t, &buf)
-	defer stop()
-	var one []byte
-	one, _ = testLine(0).appendJSON(one)
-	n := flushSize/len(one) + 1
+	full, size := 0, 0 // the lines that fill a batch
+	for ; size < flushSize; full++ {
+		line, _ := testLine(full).appendJSON(nil)
+		size += len(line)
+	}
+	n := full + 50
 	for i := range n {
 		lw.writeRequest(testLine(i))
 	}
 	for deadline := time.Now().Add(10 * time.Second); buf.String() == "" && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
-	if got := len(jsonLines(t, buf.String())); got != n {
-		t.Fatalf("%d lines written with no tick, want the %d of the full batch", got, n)
+	written := jsonLines(t, buf.String())
+	if len(written) < full {
+		t.Fatalf("%d lines written with no tick, want at least the %d that filled the batch", len(written), full)
+	}
+	stop()
+	written = jsonLines(t, buf.String())
+	if len(written) != n {
+		t.Fatalf("%d lines written after the stop, want %d", len(written), n)
+	}
+	for i, l := range written {
+		if want := "request line-" + strconv.Itoa(i); l != want {
+			t.Fatalf("line %d is %q, want %q", i, l, want)
+		}
 	}
 }
 
