@@ -73,20 +73,10 @@ func (s *Store) GetDecoded(ctx context.Context, key string) (any, time.Time, err
 	if key == "" {
 		return nil, time.Time{}, s.refuse(nil)
 	}
-	now := s.cfg.Now()
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, time.Time{}, ErrClosed
+	if d, expires, ok := s.Cached(key); ok {
+		return d, expires, nil
 	}
-	if d, e, ok := s.decodedLocked(key, now); ok {
-		s.mu.Unlock()
-		s.stats.hits.Add(1)
-		return d, unixTime(e), nil
-	}
-	s.mu.Unlock()
-
-	val, e, err := s.get(ctx, key)
+	val, e, err := s.get(ctx, key) // ErrClosed if closed
 	if err != nil || val == nil {
 		return nil, time.Time{}, err
 	}
