@@ -49,18 +49,42 @@ const (
 func (lw *lineWriter) Write(p []byte) (int, error) {
 	lw.wmu.Lock()
 	defer lw.wmu.Unlock()
-	lw.mu.Lock()
-	if len(lw.pending) == 0 {
-		lw.mu.Unlock()
+	lw.takePending()
+	if len(lw.out) == 0 {
 		return lw.w.Write(p)
 	}
-	lw.out, lw.pending = lw.pending, lw.out[:0]
-	lw.mu.Unlock()
 	lw.out = append(lw.out, p...)
-	if _, err := lw.w.Write(lw.out); err != nil {
+	if err := lw.writeOut(); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// takePending moves the request lines waiting into out, for the caller, who holds wmu, to
+// write, and lets the next full batch wake the flusher again.
+func (lw *lineWriter) takePending() {
+	lw.mu.Lock()
+	lw.out, lw.pending = lw.pending, lw.out[:0]
+	select {
+	case <-lw.kick: // when the flusher did not take it
+	default:
+	}
+	lw.kicked = false
+	lw.mu.Unlock()
+}
+
+// writeOut writes out, if it holds anything, and empties it; a buffer grown while the writer
+// was slow is not kept. The caller holds wmu.
+func (lw *lineWriter) writeOut() error {
+	var err error
+	if len(lw.out) > 0 {
+		_, err = lw.w.Write(lw.out)
+	}
+	lw.out = lw.out[:0]
+	if cap(lw.out) > 4*flushSize {
+		lw.out = nil
+	}
+	return err
 }
 
 // writeRequest writes l as slog's JSON handler would, or adds it to the batch, and reports
@@ -89,17 +113,10 @@ func (lw *lineWriter) writeRequest(l *requestLine) bool {
 
 	lw.wmu.Lock()
 	defer lw.wmu.Unlock()
-	lw.mu.Lock()
-	lw.out, lw.pending = lw.pending, lw.out[:0] // lines batched before batching stopped go first
-	lw.mu.Unlock()
-	buf, ok := l.appendJSON(lw.out)
-	if len(buf) > 0 {
-		_, _ = lw.w.Write(buf) // a log line that cannot be written is not the client's problem
-	}
-	lw.out = buf[:0]
-	if cap(buf) > 4*flushSize {
-		lw.out = nil
-	}
+	lw.takePending() // lines batched before batching stopped go first
+	var ok bool
+	lw.out, ok = l.appendJSON(lw.out)
+	_ = lw.writeOut() // a log line that cannot be written is not the client's problem
 	return ok
 }
 
@@ -143,20 +160,8 @@ func (lw *lineWriter) flushLoop(ticks <-chan time.Time) {
 // warning, if any.
 func (lw *lineWriter) flush() {
 	lw.wmu.Lock()
-	lw.mu.Lock()
-	lw.out, lw.pending = lw.pending, lw.out[:0]
-	select {
-	case <-lw.kick: // when the flusher did not take it
-	default:
-	}
-	lw.kicked = false
-	lw.mu.Unlock()
-	if len(lw.out) > 0 {
-		_, _ = lw.w.Write(lw.out) // as writeRequest: the client's requests go on
-	}
-	if cap(lw.out) > 4*flushSize { // a buffer grown while the writer was slow is not kept
-		lw.out = nil
-	}
+	lw.takePending()
+	_ = lw.writeOut() // as writeRequest: the client's requests go on
 	lw.wmu.Unlock()
 	if d := lw.dropped.Load(); d > lw.reported && lw.warn != nil {
 		lw.warn(d - lw.reported)
